@@ -1,0 +1,164 @@
+/**
+ * `iommu groups`: the IOMMU groups of a machine — the kernel's where known,
+ * checked against the model's prediction — as text, a PCI tree, or JSON.
+ *
+ * JSON contract (stable; later tools rely on it):
+ * `{"source": "kernel" | "model", "groups": [{"id": number, "devices": [{"bdf", "vendor", "device", "class", "driver"}]}], "disagreements": [...]}`
+ * plus the extensions documented in the README.
+ */
+import pc from 'picocolors';
+import type { PciDev } from '../pci/pci-dev.js';
+import { hex } from '../pci/pci-dev.js';
+import type { Machine } from '../machine/machine.js';
+import { compareGroups, type Disagreement } from '../machine/compare.js';
+import { predictGroups, type Prediction } from '../machine/predict.js';
+import { lspciLine } from './describe.js';
+
+/** One device in the JSON output. */
+export interface GroupDeviceJson {
+  bdf: string;
+  vendor: string;
+  device: string;
+  class: string;
+  driver: string | null;
+}
+
+/** One group in the JSON output. */
+export interface GroupJson {
+  id: number;
+  devices: GroupDeviceJson[];
+}
+
+/** The JSON document of `iommu groups --json`. */
+export interface GroupsJson {
+  /** `kernel`: the groups are the running kernel's; `model`: the model's prediction. */
+  source: 'kernel' | 'model';
+  groups: GroupJson[];
+  /** Where the kernel's and the model's groups differ (empty with --predict, or when the kernel's are unknown). */
+  disagreements: Disagreement[];
+  /** What was read. */
+  input: string;
+  /** True if the source shows an active IOMMU (kernel groups present). */
+  iommuActive: boolean;
+  /** PCI functions in no group (AMD IOMMU functions, …), with why. */
+  ungrouped: { bdf: string; why: string }[];
+  /** Notes and assumptions, in words. */
+  notes: string[];
+  /** Functions whose config space could not be read in full. */
+  truncatedConfig: string[];
+}
+
+/** Options of `iommu groups`. */
+export interface GroupsOptions {
+  readonly predict?: boolean;
+}
+
+/** Build the report of `iommu groups` for `machine`. */
+export function groupsReport(machine: Machine, opts: GroupsOptions): { json: GroupsJson; prediction: Prediction } {
+  const prediction = predictGroups(machine);
+  const useKernel = machine.kernelGroups !== null && !opts.predict;
+  const groups: GroupJson[] = [];
+  const ungrouped: { bdf: string; why: string }[] = [];
+  if (useKernel) {
+    for (const [id, bdfs] of [...machine.kernelGroups!].sort((a, b) => a[0] - b[0])) {
+      groups.push({ id, devices: bdfs.map((b) => deviceJson(machine, machine.topology.byBdf.get(b)!)) });
+    }
+    const grouped = new Set(groups.flatMap((g) => g.devices.map((d) => d.bdf)));
+    for (const d of machine.topology.devices) if (!grouped.has(d.bdf)) ungrouped.push({ bdf: d.bdf, why: 'the kernel put it in no IOMMU group' });
+  } else {
+    for (const g of prediction.groups) groups.push({ id: g.id, devices: g.devices.map((d) => deviceJson(machine, d)) });
+    for (const u of prediction.unprobed) ungrouped.push({ bdf: u.pdev.bdf, why: u.why });
+  }
+  const disagreements = useKernel ? compareGroups(machine, prediction).disagreements.slice() : [];
+  return {
+    prediction,
+    json: {
+      source: useKernel ? 'kernel' : 'model',
+      groups,
+      disagreements,
+      input: machine.source,
+      iommuActive: machine.kernelGroups !== null,
+      ungrouped,
+      notes: [...machine.notes, ...prediction.assumptions],
+      truncatedConfig: [...machine.truncatedConfig],
+    },
+  };
+}
+
+function deviceJson(machine: Machine, pdev: PciDev): GroupDeviceJson {
+  return {
+    bdf: pdev.bdf,
+    vendor: hex(pdev.vendor, 4),
+    device: hex(pdev.device, 4),
+    class: hex(pdev.classCode, 6),
+    driver: machine.facts.get(pdev.bdf)?.driver ?? null,
+  };
+}
+
+/** Text rendering of the report: one block per group. */
+export function formatGroupsText(machine: Machine, report: GroupsJson): string {
+  const out: string[] = [];
+  out.push(headline(machine, report));
+  for (const g of report.groups) {
+    out.push('');
+    out.push(pc.bold(`IOMMU group ${g.id}`));
+    for (const d of g.devices) {
+      const pdev = machine.topology.byBdf.get(d.bdf)!;
+      out.push(`  ${lspciLine(machine, pdev)}${d.driver ? pc.dim(` (driver: ${d.driver})`) : pc.dim(' (no driver)')}`);
+    }
+  }
+  out.push(...footer(report));
+  return out.join('\n') + '\n';
+}
+
+/** Tree rendering: the PCI hierarchy with each function's group. */
+export function formatGroupsTree(machine: Machine, report: GroupsJson): string {
+  const groupOf = new Map<string, number>();
+  for (const g of report.groups) for (const d of g.devices) groupOf.set(d.bdf, g.id);
+  const out: string[] = [headline(machine, report), ''];
+  for (const bus of machine.topology.rootBuses) {
+    out.push(pc.bold(`${bus.hostBridge} (bus ${bus.name})`));
+    walk(bus.devices, '');
+  }
+  function walk(devs: readonly PciDev[], prefix: string): void {
+    devs.forEach((d, i) => {
+      const lastOne = i === devs.length - 1;
+      const g = groupOf.get(d.bdf);
+      const tag = g === undefined ? pc.dim('[ - ]') : pc.cyan(`[G${g}]`);
+      const drv = machine.facts.get(d.bdf)?.driver;
+      out.push(`${prefix}${lastOne ? '└─' : '├─'} ${tag} ${lspciLine(machine, d)}${drv ? pc.dim(` (${drv})`) : ''}`);
+      const kids: PciDev[] = [];
+      if (d.subordinate) kids.push(...d.subordinate.devices);
+      if (kids.length) walk(kids, prefix + (lastOne ? '   ' : '│  '));
+    });
+  }
+  out.push(...footer(report));
+  return out.join('\n') + '\n';
+}
+
+function headline(machine: Machine, r: GroupsJson): string {
+  const n = r.groups.length;
+  if (r.source === 'kernel') {
+    const verdict = r.disagreements.length === 0 ? pc.green('the model predicts the same groups') : pc.red(`the model disagrees in ${r.disagreements.length} place(s)`);
+    return `${n} IOMMU groups on ${machine.source} (the kernel's groups; ${verdict})`;
+  }
+  if (!r.iommuActive) return `${pc.yellow('No active IOMMU')} on ${machine.source}: ${n} IOMMU groups predicted by the model`;
+  return `${n} IOMMU groups on ${machine.source} (predicted by the model; the kernel's groups ignored)`;
+}
+
+function footer(r: GroupsJson): string[] {
+  const out: string[] = [];
+  if (r.ungrouped.length) {
+    out.push('', pc.bold('Not in any group'));
+    for (const u of r.ungrouped) out.push(`  ${u.bdf}: ${u.why}`);
+  }
+  if (r.disagreements.length) {
+    out.push('', pc.bold(pc.red('Disagreements between the kernel and the model')));
+    for (const d of r.disagreements) out.push(`  ${d.message}`);
+  }
+  if (r.notes.length) {
+    out.push('', pc.bold('Notes'));
+    for (const n of r.notes) out.push(`  - ${n}`);
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * The `iommu` command.
+ *
+ * Exit codes (stable): 0 success, 1 failure (bad input, unreadable source:
+ * the message on stderr names the input and what is wrong), 2 usage error.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { isIommuError } from '../base/errno.js';
+import { writeSnapshot } from '../sysfs/snapshot.js';
+import { explain, formatExplainText } from './explain.js';
+import { formatGroupsText, formatGroupsTree, groupsReport } from './groups.js';
+import { liveSysfsRoot, loadMachine } from './load.js';
+
+/** Exit codes of the `iommu` command. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--sysfs <path>', 'read a sysfs tree: a directory mirroring /sys, or a .tar.gz snapshot (default: the live /sys)'))
+    .addOption(new Option('--lspci <file>', 'read `lspci -vvnn` text from a file, or - for standard input'));
+}
+
+/** Build the command-line program (exported for tests). */
+export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
+  const program = new Command();
+  program
+    .name('iommu')
+    .description('The Linux IOMMU core, modelled: IOMMU groups, why devices share them, snapshots of /sys')
+    .showHelpAfterError()
+    .exitOverride();
+
+  sourceOptions(
+    program
+      .command('groups', { isDefault: true })
+      .description('show the IOMMU groups of this machine (or of a snapshot or lspci dump), checked against the model')
+      .option('--predict', "ignore the kernel's groups and show the model's prediction")
+      .option('--tree', 'show the PCI tree with each function\'s group')
+      .option('--json', 'print one JSON document'),
+  ).action(async (o: { sysfs?: string; lspci?: string; predict?: boolean; tree?: boolean; json?: boolean }) => {
+    const machine = await loadMachine(o);
+    const { json } = groupsReport(machine, { predict: o.predict ?? false });
+    if (o.json) out(JSON.stringify(json, null, 2) + '\n');
+    else if (o.tree) out(formatGroupsTree(machine, json));
+    else out(formatGroupsText(machine, json));
+  });
+
+  sourceOptions(
+    program
+      .command('explain')
+      .description('say, step by step, why a PCI function is in its IOMMU group')
+      .argument('<bdf>', 'the function, as [dddd:]bb:dd.f')
+      .option('--json', 'print one JSON document'),
+  ).action(async (bdf: string, o: { sysfs?: string; lspci?: string; json?: boolean }) => {
+    const machine = await loadMachine(o);
+    const e = explain(machine, bdf);
+    out(o.json ? JSON.stringify(e, null, 2) + '\n' : formatExplainText(machine, e));
+  });
+
+  program
+    .command('snapshot')
+    .description('write the parts of the live /sys the IOMMU tools read into a .tar.gz, to attach to a bug report (read-only on the machine)')
+    .requiredOption('-o, --output <file>', 'the archive to write (.tar.gz)')
+    .option('--sysfs <dir>', 'the sysfs root to copy from (default: /sys)')
+    .action(async (o: { output: string; sysfs?: string }) => {
+      const r = await writeSnapshot(o.sysfs ?? liveSysfsRoot(), o.output);
+      out(`wrote ${r.outFile}: ${r.files} files, ${r.links} links\n`);
+      if (r.truncatedConfig.length) {
+        out(`note: ${r.truncatedConfig.length} device(s) exposed only 64 bytes of config space (run as root for a complete snapshot): ${r.truncatedConfig.join(', ')}\n`);
+      }
+      for (const s of r.skipped.slice(0, 20)) out(`skipped ${s.path}: ${s.why}\n`);
+      if (r.skipped.length > 20) out(`… and ${r.skipped.length - 20} more skipped\n`);
+    });
+  return program;
+}
+
+/** Run the CLI with `argv` (without node and script); returns the exit code. */
+export async function run(argv: string[], out?: (s: string) => void, err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+  const program = buildProgram(out);
+  program.configureOutput({ writeErr: err, writeOut: out ?? ((s) => process.stdout.write(s)) });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    if (isIommuError(e)) {
+      err(`iommu: ${e.message}\n`);
+      return EXIT.FAILURE;
+    }
+    err(`iommu: ${(e as Error)?.message ?? String(e)}\n`);
+    return EXIT.FAILURE;
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain || process.argv[1]?.endsWith('/iommu')) {
+  run(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
