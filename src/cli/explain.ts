@@ -108,7 +108,7 @@ export function formatExplainText(machine: Machine, e: ExplainJson): string {
   }
   if (e.others.length) {
     out.push('', pc.bold('The other members'));
-    for (const o of e.others) out.push(`  ${o.bdf}: joined ${JOIN_WHY[o.step]}${o.via && o.via !== o.bdf ? ` (${o.via})` : ''}`);
+    for (const o of e.others) out.push(`  ${o.bdf}: ${o.step === 5 ? 'created the group' : `joined ${JOIN_WHY[o.step]}`}${o.via && o.via !== o.bdf ? ` (${o.via})` : ''}`);
   }
   if (e.notes.length) {
     out.push('', pc.bold('Notes'));

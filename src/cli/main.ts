@@ -22,8 +22,12 @@ function sourceOptions(cmd: Command): Command {
 }
 
 /** Build the command-line program (exported for tests). */
-export function buildProgram(out: (s: string) => void = (s) => process.stdout.write(s)): Command {
+export function buildProgram(
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Command {
   const program = new Command();
+  program.configureOutput({ writeErr: err, writeOut: out, outputError: (s, write) => write(s) });
   program
     .name('iommu')
     .description('The Linux IOMMU core, modelled: IOMMU groups, why devices share them, snapshots of /sys')
@@ -76,8 +80,7 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
 
 /** Run the CLI with `argv` (without node and script); returns the exit code. */
 export async function run(argv: string[], out?: (s: string) => void, err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
-  const program = buildProgram(out);
-  program.configureOutput({ writeErr: err, writeOut: out ?? ((s) => process.stdout.write(s)) });
+  const program = buildProgram(out, err);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.OK;

@@ -78,7 +78,14 @@ export function pciDeviceGroupDecision(
   });
   if (via !== null) {
     const v: PciDev = via;
-    trace?.push({ step: 1, bdf: v.bdf, text: `DMA alias ${ridName(start, viaRid)} belongs to ${v.bdf}, which is already in a group: join it` });
+    trace?.push({
+      step: 1,
+      bdf: v.bdf,
+      text:
+        v === start
+          ? `${start.bdf} also issues DMA as ${ridName(start, viaRid)} (quirk alias), already in a group: join it`
+          : `DMA from ${start.bdf} reaches the IOMMU as ${ridName(start, viaRid)}, rewritten by bridge ${v.bdf}, which is already in a group: join it`,
+    });
     return { via: v, step: 1, top: v };
   }
   let pdev: PciDev = last;

@@ -105,6 +105,12 @@ export function buildPciTopology(inputs: readonly PciFunctionInput[], source = '
       if (pb) parentOfBus.set(busKey(p.domain, p.bus), canonical(pb.domain, pb.bus, pb.devfn));
     }
   }
+  const childBusesOf = new Map<string, number[]>(); // bridge bdf -> bus keys (from sysfs parents)
+  for (const [k, bridge] of parentOfBus) {
+    let l = childBusesOf.get(bridge);
+    if (!l) childBusesOf.set(bridge, (l = []));
+    l.push(k);
+  }
   const bridgeBySecondary = new Map<number, string>();
   for (const p of parsed) {
     const ht = p.cfg.read8(0x0e) & 0x7f;
@@ -155,8 +161,7 @@ export function buildPciTopology(inputs: readonly PciFunctionInput[], source = '
     // …then each bridge's secondary bus, in order.
     for (const dev of [...bus.devices]) {
       if (!dev.isBridge) continue;
-      const childKeys: number[] = [];
-      for (const [k, bridge] of parentOfBus) if (bridge === dev.bdf) childKeys.push(k);
+      const childKeys: number[] = childBusesOf.get(dev.bdf)?.slice() ?? [];
       if (childKeys.length === 0) {
         const k = busKey(bus.domain, dev.secondaryBus);
         if (bridgeBySecondary.get(k) === dev.bdf) childKeys.push(k);

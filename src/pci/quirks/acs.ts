@@ -634,6 +634,17 @@ export interface AcsQuirkResult {
   readonly quirk: AcsQuirkName | null;
 }
 
+/** Table rows that can match `vendor` (its own and PCI_ANY_ID rows), in table order; built once per vendor. */
+const acsRowsByVendor = new Map<number, readonly (typeof PCI_DEV_ACS_ENABLED)[number][]>();
+function acsRowsForVendor(vendor: number): readonly (typeof PCI_DEV_ACS_ENABLED)[number][] {
+  let rows = acsRowsByVendor.get(vendor);
+  if (!rows) {
+    rows = PCI_DEV_ACS_ENABLED.filter((r) => r.vendor === vendor || r.vendor === PCI_ANY_ID);
+    acsRowsByVendor.set(vendor, rows);
+  }
+  return rows;
+}
+
 /**
  * Ask the device-specific quirks whether `dev` provides the ACS controls in
  * `acsFlags`: walk {@link PCI_DEV_ACS_ENABLED} in order; for each row whose
@@ -644,7 +655,7 @@ export interface AcsQuirkResult {
  */
 export function pciDevSpecificAcsEnabled(dev: PciDev, acsFlags: number, ctx: QuirkContext): AcsQuirkResult {
   const flags = acsFlags & 0xffff;
-  for (const row of PCI_DEV_ACS_ENABLED) {
+  for (const row of acsRowsForVendor(dev.vendor)) {
     if (!idMatches(row.vendor, row.device, dev)) continue;
     const ret = ACS_QUIRK_FUNCTIONS[row.quirk](dev, flags, ctx);
     if (ret >= 0) return { result: ret > 0 ? 1 : 0, quirk: row.quirk };

@@ -444,6 +444,17 @@ export function pciFixupMatches(f: PciFixupEntry, dev: PciDev): boolean {
   );
 }
 
+/** Fixups that can match `vendor` (its own and PCI_ANY_ID ones), in declaration order; built once per vendor. */
+const fixupsByVendor = new Map<number, readonly PciFixupEntry[]>();
+function fixupsForVendor(vendor: number): readonly PciFixupEntry[] {
+  let rows = fixupsByVendor.get(vendor);
+  if (!rows) {
+    rows = PCI_DMA_ALIAS_FIXUPS.filter((f) => f.vendor === vendor || f.vendor === PCI_ANY_ID);
+    fixupsByVendor.set(vendor, rows);
+  }
+  return rows;
+}
+
 /**
  * Run the grouping-relevant fixups for one function: the header pass, then
  * the final pass, each in declaration order, calling every matching fixup.
@@ -456,7 +467,7 @@ export function pciFixupMatches(f: PciFixupEntry, dev: PciDev): boolean {
 export function applyPciFixups(dev: PciDev): string[] {
   const applied: string[] = [];
   for (const pass of ['header', 'final'] as const) {
-    for (const f of PCI_DMA_ALIAS_FIXUPS) {
+    for (const f of fixupsForVendor(dev.vendor)) {
       if (f.pass !== pass || !pciFixupMatches(f, dev)) continue;
       PCI_FIXUP_FUNCTIONS[f.hook](dev);
       applied.push(f.hook);
