@@ -3,7 +3,7 @@
  * document on stdout: `{"results": [{"name": "group10k", "ms": 180, "devices": 10000}, …]}`.
  * Progress goes to stderr. Harness: tinybench.
  */
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { Bench } from 'tinybench';
@@ -59,7 +59,8 @@ function memoryMirror(fns: readonly SyntheticFunction[]): MemorySource {
 
 async function main(): Promise<void> {
   const fns = syntheticTopology(DEVICES, 42);
-  const tmp = mkdtempSync(join(tmpdir(), 'iommukit-bench-'));
+  // A sysfs tree lives in memory (kernfs): keep the mirror on tmpfs when there is one.
+  const tmp = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'iommukit-bench-'));
   const results: Result[] = [];
   try {
     process.stderr.write(`writing a ${fns.length}-device sysfs mirror to ${tmp}…\n`);

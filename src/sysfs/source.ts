@@ -123,6 +123,8 @@ export class DirSource implements SysfsSource {
   /** See {@link SysfsSource.issues}. */
   readonly issues: SourceIssue[] = [];
   private readonly dirCache = new Map<string, string | null>();
+  /** Entry kinds of each resolved directory, listed once (avoids a failing syscall, and its exception, per absent file). */
+  private readonly listings = new Map<string, Map<string, EntryKind> | null>();
   private readonly buf = Buffer.allocUnsafe(65536);
 
   /** @param root the sysfs root directory (`/sys`, or a mirror). @throws IommuError as described on the class. */
@@ -148,6 +150,29 @@ export class DirSource implements SysfsSource {
 
   private abs(rel: string): string {
     return rel === '' ? this.realRoot : `${this.realRoot}/${rel}`;
+  }
+
+  /** The entries of resolved directory `rel` with their kinds (links not followed), listed once; null if unreadable. */
+  private listing(rel: string): Map<string, EntryKind> | null {
+    let l = this.listings.get(rel);
+    if (l !== undefined) return l;
+    try {
+      l = new Map();
+      for (const e of fs.readdirSync(this.abs(rel), { withFileTypes: true })) {
+        l.set(e.name, e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'file');
+      }
+    } catch {
+      l = null;
+    }
+    this.listings.set(rel, l);
+    return l;
+  }
+
+  /** Kind of entry `base` in resolved directory `dir` from its listing; undefined if the listing is unavailable. */
+  private kindIn(dir: string, base: string): EntryKind | null | undefined {
+    const l = this.listing(dir);
+    if (l === null) return undefined;
+    return l.get(base) ?? null;
   }
 
   /** Tree-relative real path of a path whose components are given, or null. */
@@ -199,6 +224,7 @@ export class DirSource implements SysfsSource {
   tryReadFile(p: string): ReadResult {
     const pb = this.resolveParent(p);
     if (pb === null) return { ok: false, absent: true, why: 'ENOENT: no such file or directory' };
+    if (pb[1] !== '..' && this.kindIn(pb[0], pb[1]) === null) return { ok: false, absent: true, why: 'ENOENT: no such file or directory' };
     let rel = pb[0] === '' ? pb[1] : `${pb[0]}/${pb[1]}`;
     for (let hop = 0; hop < 2; hop++) {
       let fd: number;
@@ -273,6 +299,8 @@ export class DirSource implements SysfsSource {
   readLink(p: string): string | null {
     const pb = this.resolveParent(p);
     if (pb === null) return null;
+    const kind = this.kindIn(pb[0], pb[1]);
+    if (kind === null || kind === 'dir' || kind === 'file') return null;
     const rel = pb[0] === '' ? pb[1] : `${pb[0]}/${pb[1]}`;
     try {
       return fs.readlinkSync(this.abs(rel));
@@ -302,6 +330,8 @@ export class DirSource implements SysfsSource {
     if (comps.length === 0) return 'dir';
     const pb = this.resolveParent(p);
     if (pb === null) return null;
+    const known = this.kindIn(pb[0], pb[1]);
+    if (known !== undefined) return known;
     const rel = pb[0] === '' ? pb[1] : `${pb[0]}/${pb[1]}`;
     try {
       const st = fs.lstatSync(this.abs(rel));
