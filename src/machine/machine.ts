@@ -159,7 +159,8 @@ export function machineFromLspci(r: LspciParseResult, source: string): Machine {
     for (const d of topology.devices) pciStdEnableAcs(d);
     notes.push('the lspci text has no "IOMMU group:" lines (no active IOMMU, or lspci too old): the groups shown are the model\'s prediction, with ACS enabled as the kernel would enable it if the IOMMU were on');
   }
-  notes.push('from lspci text: the multifunction bit of function 0 is inferred from its sibling functions; firmware tables (DMAR/IVRS) are not visible');
+  notes.push(...lspciAssumptionNotes(r, topology));
+  notes.push('from lspci text: firmware tables (DMAR/IVRS) are not visible');
   if (truncated.length > 0) {
     notes.push(`lspci could not read the capabilities of ${truncated.length} function(s) (<access denied>: run lspci as root): ${truncated.join(', ')}`);
   }
@@ -199,4 +200,50 @@ export function machineFromTopology(topology: PciTopology, opts: { iommuKind?: I
     truncatedConfig: [],
     notes: [...topology.problems],
   };
+}
+
+/**
+ * What the model had to assume about functions read from lspci text, in words,
+ * with the consequence for the groups: a PCIe function whose extended
+ * capabilities lspci could not read (a port in D3) is treated as having no
+ * ACS, which matters only if devices sit below it or it has sibling functions.
+ */
+function lspciAssumptionNotes(r: LspciParseResult, topology: PciTopology): string[] {
+  const out: string[] = [];
+  const mfInferred: string[] = [];
+  for (const f of r.functions) {
+    const pdev = topology.byBdf.get(f.bdf);
+    for (const a of f.assumptions) {
+      if (a.startsWith('multi-function bit')) mfInferred.push(f.bdf);
+      else if (a.startsWith('vendor name guessed') || a.startsWith('could not tell the vendor name')) continue;
+      else if (a.includes('extended config space') && pdev) {
+        const below = pdev.subordinate ? countBelow(pdev) : 0;
+        const siblings = pdev.bus.devices.filter((d) => d !== pdev && d.slot === pdev.slot).length;
+        const matters = below > 0 || (pdev.multifunction && siblings > 0);
+        out.push(
+          `${f.bdf}: ${a}; the model treats it as having no ACS capability` +
+            (matters
+              ? ` — this can widen its group (${below} function(s) below it, ${siblings} sibling function(s)) beyond the kernel's, which read the capability at boot`
+              : ' — this does not change any group (nothing below it, no sibling functions)'),
+        );
+      } else out.push(`${f.bdf}: ${a}`);
+    }
+  }
+  if (mfInferred.length) {
+    out.push(`the multifunction bit of ${mfInferred.length} function 0(s) was inferred from their listed sibling functions (lspci does not print it): ${mfInferred.join(', ')}`);
+  }
+  return out;
+}
+
+function countBelow(pdev: PciDev): number {
+  let n = 0;
+  const walk = (bus: PciDev['subordinate']): void => {
+    if (!bus) return;
+    for (const d of bus.devices) {
+      n++;
+      walk(d.subordinate);
+    }
+  };
+  walk(pdev.subordinate);
+  return n;
 }

@@ -100,6 +100,8 @@ export function predictGroups(machine: Machine, options: PredictOptions = {}): P
     }
     groupOf.set(pdev, group.id);
   }
+  // What quirks had to assume about individual functions (registers outside config space, MMIO tables).
+  for (const pdev of machine.topology.devices) for (const a of pdev.assumptions) assumptions.push(`${pdev.bdf}: ${a}`);
   const members = new Map<number, PciDev[]>();
   for (const [pdev, id] of groupOf) {
     let m = members.get(id);
