@@ -46,7 +46,7 @@ export interface PredictOptions {
 /**
  * Probe the machine's PCI functions in scan order and form groups as
  * pci_device_group() does. Functions the IOMMU does not translate are left
- * out: an AMD IOMMU's own function and, on AMD platforms read without their
+ * out: an AMD IOMMU's own function, a virtio-iommu's own function and, on AMD platforms read without their
  * IVRS table, the root complex at xx:00.0 next to it (outside every IVHD's
  * device scope on the AMD machines we have seen).
  * Linux: bus_iommu_probe() / __iommu_probe_device() / iommu_group_get_for_dev(),
@@ -79,6 +79,10 @@ export function predictGroups(machine: Machine, options: PredictOptions = {}): P
   for (const pdev of machine.topology.devices) {
     if (machine.iommuKind === 'amd' && isAmdIommuFunction(pdev)) {
       unprobed.push({ pdev, why: 'the AMD IOMMU itself: not translated by it, no group' });
+      continue;
+    }
+    if (pdev.vendor === 0x1af4 && pdev.device === 0x1057) {
+      unprobed.push({ pdev, why: 'the virtio-iommu device itself: not behind the IOMMU it provides, no group' });
       continue;
     }
     if (amdRootComplexes.has(pdev.bdf)) {

@@ -96,6 +96,16 @@ for (const c of cases) {
   }
 }
 
+test('t14: the virtio-iommu function itself is left out of the prediction; the rest groups as t15', async () => {
+  const t14 = await groupsJson(['groups', '--sysfs', `${FIXTURES}oracle/t14-virtio-iommu/sys.tar.gz`, '--json']);
+  const t15 = await groupsJson(['groups', '--sysfs', `${FIXTURES}oracle/t15-no-iommu/sys.tar.gz`, '--json']);
+  assert.deepEqual(t14.ungrouped.map((u) => u.bdf), ['0000:00:01.0']);
+  assert.deepEqual(
+    partition(t14.groups.map((g) => g.devices.map((d) => d.bdf))),
+    partition(t15.groups.map((g) => g.devices.map((d) => d.bdf))),
+  );
+});
+
 test('a machine without an active IOMMU (t15) is predicted exactly as the same topology under VT-d (t16) and AMD-Vi (t12)', async () => {
   const t15 = await groupsJson(['groups', '--sysfs', `${FIXTURES}oracle/t15-no-iommu/sys.tar.gz`, '--json']);
   const t16 = kernelGroups(JSON.parse(readFileSync(`${FIXTURES}oracle/t16-intel-passthrough/summary.json`, 'utf8')) as Summary);

@@ -1,0 +1,37 @@
+/**
+ * iommukit: the Linux IOMMU core as a library.
+ *
+ * - Driver model: {@link BusType}, {@link Device}, driver binding, bus notifiers.
+ * - IOMMU groups: {@link IommuGroups} / {@link IommuGroup}, reserved regions, the sysfs view.
+ * - PCI: config space, {@link PciDev} / {@link PciBus}, topology in scan order, ACS,
+ *   DMA aliases, quirk tables, `lspci -vvnn` text, pci.ids names.
+ * - Grouping: {@link pciDeviceGroupDecision} (Linux pci_device_group()).
+ * - Real machines: {@link openSysfs}, {@link readPciSysfs}, {@link writeSnapshot};
+ *   {@link machineFromSysfs} / {@link machineFromLspci}, {@link predictGroups}, {@link compareGroups}.
+ */
+export * from './base/errno.js';
+export * from './base/notifier.js';
+export { Ida, IDA_MAX } from './base/ida.js';
+export * from './device/bus.js';
+export * from './device/device.js';
+export * from './device/driver.js';
+export * from './iommu/group.js';
+export * from './iommu/group-notify.js';
+export * from './iommu/domain-type.js';
+export * from './iommu/resv-region.js';
+export * from './iommu/sysfs-view.js';
+export * from './iommu/pci-device-group.js';
+export * from './pci/regs.js';
+export * from './pci/config-space.js';
+export * from './pci/config-builder.js';
+export * from './pci/pci-dev.js';
+export * from './pci/topology.js';
+export * from './pci/synthetic.js';
+export * from './pci/acs.js';
+export * from './pci/dma-alias.js';
+export { parseLspci, type LspciFunction, type LspciParseResult } from './pci/lspci.js';
+export * from './pci/pci-ids.js';
+export * from './sysfs/index.js';
+export * from './machine/machine.js';
+export * from './machine/predict.js';
+export * from './machine/compare.js';
