@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { IommuError } from '../../src/base/errno.js';
 import { readPciSysfs, type PciSysfsReading } from '../../src/sysfs/pci-reader.js';
 import { DirSource, MemorySource, TarSource } from '../../src/sysfs/source.js';
@@ -326,8 +328,11 @@ test('nested host bridge (VMD-style): hostBridge is the nearest pciDDDD:BB, pare
   assert.equal(f.parentBdf, null);
 });
 
-test('readPciSysfs on the live /sys never throws past a clear error', (t) => {
-  if (!fs.existsSync('/sys/bus/pci/devices')) return t.skip('no /sys/bus/pci/devices here');
+test('readPciSysfs on the live /sys never throws past a clear error', () => {
+  if (!fs.existsSync('/sys/bus/pci/devices')) {
+    assert.throws(() => readPciSysfs(new DirSource('/sys')), (e: unknown) => e instanceof IommuError && e.errno === 'ENOENT' && /no PCI devices found/.test(e.message));
+    return;
+  }
   const r = readPciSysfs(new DirSource('/sys'));
   assert.equal(r.source, 'live sysfs /sys');
   assert.equal(r.functions.length, fs.readdirSync('/sys/bus/pci/devices').length);
@@ -339,31 +344,21 @@ test('readPciSysfs on the live /sys never throws past a clear error', (t) => {
   assert.equal(r.kernelGroups === null, groups.length === 0);
 });
 
-test('speed: a 10,000-device in-memory tree reads in well under a second', () => {
-  const m = new MemorySource('big synthetic');
-  const cfg = fakeConfig(0x8086, 0x10d3, 0x020000, 4096);
-  let n = 0;
-  for (let bus = 1; n < 10000; bus++) {
-    const port = `0000:00:${(bus % 32).toString(16).padStart(2, '0')}.${bus % 8}`;
-    for (let dev = 0; dev < 32 && n < 10000; dev++, n++) {
-      const bdf = `0000:${(bus % 256).toString(16).padStart(2, '0')}:${dev.toString(16).padStart(2, '0')}.${Math.floor(bus / 256)}`;
-      addPciDevice(m, { bdf, path: `devices/pci0000:00/${port}/${bdf}`, config: cfg, driver: 'e1000e', group: n });
-    }
-  }
-  const t0 = performance.now();
-  const r = readPciSysfs(m);
-  const ms = performance.now() - t0;
-  assert.equal(r.functions.length, 10000);
-  assert.equal(r.kernelGroups?.length, 10000);
-  assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
-  console.log(`# readPciSysfs: 10,000 devices in ${ms.toFixed(0)} ms`);
-});
-
-test('as a real non-root user on the live /sys: 64-byte configs and root-only ACPI tables are reported, not thrown', (t) => {
-  if (process.getuid?.() !== 0 || !fs.existsSync('/usr/bin/setpriv') || !fs.existsSync('/sys/bus/pci/devices')) {
-    return t.skip('needs root (to drop to nobody), setpriv and /sys/bus/pci/devices');
-  }
-  const mod = (p: string): string => JSON.stringify(new URL(`../../src/sysfs/${p}`, import.meta.url).href);
+test('as a real non-root user on the live /sys: 64-byte configs and root-only ACPI tables are reported, not thrown', () => {
+  // The project's machines run tests as root with setpriv and a PCI sysfs: drop to nobody for real.
+  assert.equal(process.getuid?.(), 0, 'tests run as root here (to drop privileges to nobody)');
+  assert.ok(fs.existsSync('/usr/bin/setpriv'), 'setpriv (util-linux) is installed');
+  assert.ok(fs.existsSync('/sys/bus/pci/devices'), 'this machine has a PCI sysfs');
+  // nobody cannot read the checkout (it may sit in a 0700 directory): run from a world-readable copy of the build.
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'iommukit-nonroot-build-'));
+  const distSrc = fileURLToPath(new URL('../../src/', import.meta.url));
+  const nodeModules = fileURLToPath(new URL('../../../node_modules/', import.meta.url));
+  fs.cpSync(distSrc, path.join(stage, 'dist/src'), { recursive: true });
+  fs.cpSync(nodeModules, path.join(stage, 'node_modules'), { recursive: true, dereference: true });
+  fs.writeFileSync(path.join(stage, 'package.json'), '{"type":"module"}');
+  execFileSync('chmod', ['-R', 'a+rX', stage]);
+  fs.chmodSync(stage, 0o755);
+  const mod = (p: string): string => JSON.stringify(pathToFileURL(path.join(stage, 'dist/src/sysfs', p)).href);
   const code = `
     import fs from 'node:fs'; import os from 'node:os'; import path from 'node:path';
     import { DirSource, TarSource } from ${mod('source.js')};
@@ -384,10 +379,8 @@ test('as a real non-root user on the live /sys: 64-byte configs and root-only AC
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  } catch (e) {
-    const err = String((e as { stderr?: string }).stderr ?? e);
-    if (/EACCES|ERR_MODULE_NOT_FOUND|Operation not permitted/.test(err)) return t.skip(`cannot run as nobody here: ${err.split('\n')[0]}`);
-    throw e;
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
   }
   const r = JSON.parse(out) as {
     n: number;

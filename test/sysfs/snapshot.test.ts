@@ -153,8 +153,8 @@ test('snapshot: a missing root or a tree without bus/pci is a clear error', () =
   }
 });
 
-test('snapshot of this machine\'s live /sys re-reads to the same PCI functions as DirSource("/sys")', (t) => {
-  if (!fs.existsSync('/sys/bus/pci/devices')) return t.skip('no /sys/bus/pci/devices here');
+test('snapshot of this machine\'s live /sys re-reads to the same PCI functions as DirSource("/sys")', () => {
+  assert.ok(fs.existsSync('/sys/bus/pci/devices'), 'this machine has a PCI sysfs');
   const { dir, cleanup } = tempDir();
   try {
     const out = path.join(dir, 'live.tar.gz');

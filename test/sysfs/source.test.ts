@@ -150,9 +150,13 @@ test('DirSource: FIFOs and directories are refused, not hung on', () => {
   }
 });
 
-test('DirSource on the live /sys: sysfs text files report 4096 bytes but read their real length', (t) => {
-  if (!fs.existsSync('/sys/bus/pci/devices')) return t.skip('no /sys/bus/pci/devices here');
+test('DirSource on the live /sys: sysfs text files report 4096 bytes but read their real length', () => {
   const d = new DirSource('/sys');
+  if (!fs.existsSync('/sys/bus/pci/devices')) {
+    // A machine without PCI sysfs: the directory is simply absent, no error.
+    assert.equal(d.readDir('bus/pci/devices'), null);
+    return;
+  }
   assert.equal(d.describe(), 'live sysfs /sys');
   const bdf = d.readDir('bus/pci/devices')![0]!;
   const v = d.readFile(`bus/pci/devices/${bdf}/vendor`)!;
