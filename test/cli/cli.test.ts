@@ -173,3 +173,46 @@ test('lspci text with noise lines still gives the kernel partition, with warning
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the built command reads lspci text from standard input with --lspci -', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const main = new URL('../../src/cli/main.js', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [main, 'groups', '--lspci', '-', '--predict', '--json'], { input: readFileSync(Z390), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.source, 'model');
+  assert.equal(j.input, '<stdin>');
+  assert.equal(j.groups.length, 11);
+  const usage = spawnSync(process.execPath, [main, 'groups', '--bogus'], { encoding: 'utf8' });
+  assert.equal(usage.status, 2);
+  const fail = spawnSync(process.execPath, [main, 'groups', '--sysfs', '/nonexistent'], { encoding: 'utf8' });
+  assert.equal(fail.status, 1);
+  assert.match(fail.stderr, /^iommu: \/nonexistent: /);
+});
+
+test('a machine read without root (64-byte config) is predicted, and the output says which devices and what it means', async () => {
+  const { TarSource } = await import('../../src/sysfs/source.js');
+  // Extract t01 and cut every config to the 64 bytes a non-root reader gets.
+  const src = TarSource.fromFile(`${FIXTURES}oracle/t01-rootport-acs-vs-noacs/sys.tar.gz`);
+  const dir = mkdtempSync(join(tmpdir(), 'iommukit-nonroot-'));
+  try {
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('tar', ['xzf', `${FIXTURES}oracle/t01-rootport-acs-vs-noacs/sys.tar.gz`, '-C', dir]);
+    const bdfs = src.readDir('bus/pci/devices')!;
+    for (const b of bdfs) {
+      const p = join(dir, src.realPath(`bus/pci/devices/${b}`)!, 'config');
+      writeFileSync(p, readFileSync(p).subarray(0, 64));
+    }
+    const r = await cli(['groups', '--sysfs', dir, '--json']);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out);
+    assert.deepEqual([...j.truncatedConfig].sort(), [...bdfs].sort());
+    assert.ok(j.notes.some((n: string) => n.includes('only the first 64 bytes') && n.includes('run as root')));
+    // Without capabilities every port looks like conventional PCI: the model's groups are wider, and the disagreement is reported.
+    assert.ok(j.disagreements.length > 0);
+    const text = await cli(['groups', '--sysfs', dir]);
+    assert.match(text.out, /64 bytes of config space/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
