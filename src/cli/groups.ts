@@ -13,6 +13,7 @@ import type { Machine } from '../machine/machine.js';
 import { compareGroups, type Disagreement } from '../machine/compare.js';
 import { predictGroups, type Prediction } from '../machine/predict.js';
 import { lspciLine } from './describe.js';
+import type { PciGroupingRules } from '../iommu/pci-device-group.js';
 
 /** One device in the JSON output. */
 export interface GroupDeviceJson {
@@ -51,11 +52,13 @@ export interface GroupsJson {
 /** Options of `iommu groups`. */
 export interface GroupsOptions {
   readonly predict?: boolean;
+  /** The grouping rule set (default `mainline`). */
+  readonly rules?: PciGroupingRules;
 }
 
 /** Build the report of `iommu groups` for `machine`. */
 export function groupsReport(machine: Machine, opts: GroupsOptions): { json: GroupsJson; prediction: Prediction } {
-  const prediction = predictGroups(machine);
+  const prediction = predictGroups(machine, { rules: opts.rules ?? 'mainline' });
   const useKernel = machine.kernelGroups !== null && !opts.predict;
   const groups: GroupJson[] = [];
   const ungrouped: { bdf: string; why: string }[] = [];

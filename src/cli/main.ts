@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isIommuError } from '../base/errno.js';
+import { PCI_GROUPING_RULES, type PciGroupingRules } from '../iommu/pci-device-group.js';
 import { writeSnapshot } from '../sysfs/snapshot.js';
 import { explain, formatExplainText } from './explain.js';
 import { formatGroupsText, formatGroupsTree, groupsReport } from './groups.js';
@@ -40,10 +41,11 @@ export function buildProgram(
       .description('show the IOMMU groups of this machine (or of a snapshot or lspci dump), checked against the model')
       .option('--predict', "ignore the kernel's groups and show the model's prediction")
       .option('--tree', 'show the PCI tree with each function\'s group')
-      .option('--json', 'print one JSON document'),
-  ).action(async (o: { sysfs?: string; lspci?: string; predict?: boolean; tree?: boolean; json?: boolean }) => {
+      .option('--json', 'print one JSON document')
+      .addOption(new Option('--rules <name>', 'the grouping rule set').choices(Object.keys(PCI_GROUPING_RULES)).default('mainline')),
+  ).action(async (o: { sysfs?: string; lspci?: string; predict?: boolean; tree?: boolean; json?: boolean; rules: PciGroupingRules }) => {
     const machine = await loadMachine(o);
-    const { json } = groupsReport(machine, { predict: o.predict ?? false });
+    const { json } = groupsReport(machine, { predict: o.predict ?? false, rules: o.rules });
     if (o.json) out(JSON.stringify(json, null, 2) + '\n');
     else if (o.tree) out(formatGroupsTree(machine, json));
     else out(formatGroupsText(machine, json));

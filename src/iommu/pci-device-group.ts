@@ -14,7 +14,23 @@ import { pciDevsAreDmaAliases, pciForEachDmaAlias } from '../pci/dma-alias.js';
 import { formatBdf, type PciDev } from '../pci/pci-dev.js';
 import { REQ_ACS_FLAGS } from '../pci/regs.js';
 
-/** The grouping rule sets the model knows. `mainline` is Linux's classic algorithm (v3.16 … v6.17). */
+/**
+ * A PCI grouping rule set: how a function's group is decided. `mainline` is
+ * Linux's classic pci_device_group() (v3.16 … v6.17). The 2025 "PCIe ACS"
+ * rework (Jason Gunthorpe's pci_reachable_set series: ACS as egress control,
+ * switch peers grouped, no widening at root ports without ACS) is a proposal
+ * not yet merged; it will be added here as a second rule set.
+ */
+export interface PciGroupingRuleSet {
+  /** Name used on the command line (`--rules`). */
+  readonly name: string;
+  /** Which kernels follow it. */
+  readonly kernels: string;
+  /** The decision procedure. */
+  readonly decide: (start: PciDev, lookup: GroupLookup, ctx: QuirkContext, trace?: GroupTraceStep[]) => GroupDecision;
+}
+
+/** Names of the rule sets the model knows. */
 export type PciGroupingRules = 'mainline';
 
 /**
@@ -175,3 +191,8 @@ function testAndSet(bits: Uint32Array, n: number): boolean {
 function ridName(pdev: PciDev, rid: number): string {
   return formatBdf(pdev.bus.domain, rid >> 8, rid & 0xff);
 }
+
+/** The rule sets, by name. */
+export const PCI_GROUPING_RULES: Readonly<Record<PciGroupingRules, PciGroupingRuleSet>> = {
+  mainline: { name: 'mainline', kernels: 'Linux v3.16 … v6.17 (classic pci_device_group())', decide: pciDeviceGroupDecision },
+};

@@ -3,7 +3,7 @@
  * covers, in scan order, through pci_device_group().
  */
 import type { PciDev } from '../pci/pci-dev.js';
-import { pciDeviceGroupDecision, type GroupDecision, type GroupTraceStep } from '../iommu/pci-device-group.js';
+import { PCI_GROUPING_RULES, type GroupDecision, type GroupTraceStep, type PciGroupingRules } from '../iommu/pci-device-group.js';
 import { IommuGroups, type IommuGroup } from '../iommu/group.js';
 import { isAmdIommuFunction, type Machine } from './machine.js';
 
@@ -41,6 +41,8 @@ export interface Prediction {
 export interface PredictOptions {
   /** Record the step-by-step reasoning for this function (`iommu explain`). */
   readonly traceFor?: PciDev;
+  /** The grouping rule set (default `mainline`). */
+  readonly rules?: PciGroupingRules;
 }
 
 /**
@@ -53,6 +55,7 @@ export interface PredictOptions {
  * drivers/iommu/iommu.c; amd_iommu_probe_device(), drivers/iommu/amd/iommu.c.
  */
 export function predictGroups(machine: Machine, options: PredictOptions = {}): Prediction {
+  const decide = PCI_GROUPING_RULES[options.rules ?? 'mainline'].decide;
   const registry = new IommuGroups();
   const groupOf = new Map<PciDev, number>();
   const byId = new Map<number, IommuGroup>();
@@ -90,7 +93,7 @@ export function predictGroups(machine: Machine, options: PredictOptions = {}): P
       continue;
     }
     const t = options.traceFor === pdev ? (trace = []) : undefined;
-    const d = pciDeviceGroupDecision(pdev, lookup, ctx, t);
+    const d = decide(pdev, lookup, ctx, t);
     decisions.set(pdev, d);
     let group: IommuGroup;
     if (d.via) {

@@ -88,6 +88,8 @@ test('exit code 2 for usage errors: unknown command, unknown option, missing arg
   assert.equal((await cli(['groups', '--no-such-option'])).code, 2);
   assert.equal((await cli(['explain'])).code, 2);
   assert.equal((await cli(['snapshot'])).code, 2);
+  // Only the mainline rule set exists today: another name is a usage error.
+  assert.equal((await cli(['groups', '--rules', 'pcie-acs-2025'])).code, 2);
 });
 
 test('exit code 0 for --help', async () => {
