@@ -218,3 +218,23 @@ test('a machine read without root (64-byte config) is predicted, and the output 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('snapshot of the live /sys, then groups from that snapshot, equal groups from the live /sys', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iommukit-snap-'));
+  try {
+    const out = join(dir, 'mybox.tar.gz');
+    const s = await cli(['snapshot', '-o', out]);
+    assert.equal(s.code, 0, s.err);
+    assert.match(s.out, /^wrote .*mybox\.tar\.gz: \d+ files, \d+ links/);
+    const live = JSON.parse((await cli(['groups', '--json'])).out);
+    const snap = JSON.parse((await cli(['groups', '--sysfs', out, '--json'])).out);
+    assert.deepEqual(snap.groups, live.groups);
+    assert.equal(snap.source, live.source);
+    // Never writes under /sys.
+    const refused = await cli(['snapshot', '-o', '/sys/kernel/x.tar.gz']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /refusing to write/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
