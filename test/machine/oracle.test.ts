@@ -6,8 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { run } from '../../src/cli/main.js';
-import type { GroupsJson } from '../../src/cli/groups.js';
+import { groupsJson, partition } from './helpers.js';
 import { FIXTURES, fixtureCases } from '../fixtures.js';
 
 interface Summary {
@@ -21,13 +20,6 @@ const IDS_DIFFER: Record<string, string> = {
   't17-pxb-expander-buses': 'ACPI namespace order of pxb host bridges is not visible in sysfs',
 };
 
-async function groupsJson(args: string[]): Promise<GroupsJson> {
-  let out = '';
-  let err = '';
-  const code = await run(args, (s) => (out += s), (s) => (err += s));
-  assert.equal(code, 0, `exit code 0 expected; stderr: ${err}`);
-  return JSON.parse(out) as GroupsJson;
-}
 
 function kernelGroups(s: Summary): Map<number, string[]> {
   const m = new Map<number, string[]>();
@@ -40,9 +32,6 @@ function kernelGroups(s: Summary): Map<number, string[]> {
   return m;
 }
 
-function partition(groups: Iterable<string[]>): string[] {
-  return [...groups].map((g) => [...g].sort().join(' ')).sort();
-}
 
 const cases = fixtureCases('oracle');
 

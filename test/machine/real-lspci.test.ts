@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { run } from '../../src/cli/main.js';
-import type { GroupsJson } from '../../src/cli/groups.js';
+import { groupsJson, partition } from './helpers.js';
 import { FIXTURES, fixtureCases } from '../fixtures.js';
 
 function kernelGroupsFromText(text: string): Map<number, string[]> {
@@ -24,17 +23,7 @@ function kernelGroupsFromText(text: string): Map<number, string[]> {
   return m;
 }
 
-function partition(groups: Iterable<string[]>): string[] {
-  return [...groups].map((g) => [...g].sort().join(' ')).sort();
-}
 
-async function groupsJson(args: string[]): Promise<GroupsJson> {
-  let out = '';
-  let err = '';
-  const code = await run(args, (s) => (out += s), (s) => (err += s));
-  assert.equal(code, 0, `exit code 0 expected; stderr: ${err}`);
-  return JSON.parse(out) as GroupsJson;
-}
 
 const cases = fixtureCases('real-lspci');
 
