@@ -12,6 +12,7 @@ import { writeSnapshot } from '../sysfs/snapshot.js';
 import { explain, formatExplainText } from './explain.js';
 import { formatGroupsText, formatGroupsTree, groupsReport } from './groups.js';
 import { liveSysfsRoot, loadMachine } from './load.js';
+import { formatSimText, simulate } from './sim.js';
 
 /** Exit codes of the `iommu` command. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -62,6 +63,19 @@ export function buildProgram(
     const e = explain(machine, bdf);
     out(o.json ? JSON.stringify(e, null, 2) + '\n' : formatExplainText(machine, e));
   });
+
+  program
+    .command('sim')
+    .description('run a DMA scenario (domains, maps, emulated DMA, invalidations) through the IOMMU model and print the trace')
+    .argument('<scenario>', 'the scenario JSON file (- for standard input)')
+    .addOption(new Option('--sysfs <path>', 'take the topology from a sysfs tree or snapshot'))
+    .addOption(new Option('--lspci <file>', 'take the topology from `lspci -vvnn` text'))
+    .option('--json', 'print the trace as one JSON document')
+    .action(async (file: string, o: { sysfs?: string; lspci?: string; json?: boolean }) => {
+      const machine = o.sysfs !== undefined || o.lspci !== undefined ? await loadMachine(o) : null;
+      const trace = simulate(file, machine);
+      out(o.json ? JSON.stringify(trace, null, 2) + '\n' : formatSimText(trace));
+    });
 
   program
     .command('snapshot')

@@ -42,6 +42,16 @@ export class Device {
   iommuGroup: DeviceIommuGroupRef | null = null;
   /** True between {@link deviceAdd} and {@link deviceDel}. */
   registered = false;
+  /**
+   * Per-device IOMMU state, set and cleared by the IOMMU core only (opaque
+   * here so the driver model does not depend on the core). Linux: device.iommu (struct dev_iommu).
+   */
+  iommu: object | null = null;
+  /**
+   * The bus-specific device that embeds this one (a PciDev), or null.
+   * Linux: container_of(dev, struct pci_dev, dev) — to_pci_dev().
+   */
+  container: object | null = null;
 
   constructor(name: string, bus: BusType, parent: Device | null = null, fwnode: FwNode | null = null) {
     this.name = name;

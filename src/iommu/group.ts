@@ -140,6 +140,21 @@ export class IommuGroup implements DeviceIommuGroupRef {
    */
   defaultDomain: IommuDomainRef | null = null;
 
+  /**
+   * The blocking domain used while the group has a DMA owner, allocated on
+   * first use. Written only by a domain layer. Linux: iommu_group::blocking_domain.
+   */
+  blockingDomain: IommuDomainRef | null = null;
+
+  /**
+   * The DMA owner cookie (VFIO, iommufd), or null. Written only by the DMA
+   * ownership layer. Linux: iommu_group::owner.
+   */
+  owner: unknown = null;
+
+  /** Count of DMA-API driver bindings or same-owner claims. Linux: iommu_group::owner_cnt. */
+  ownerCnt = 0;
+
   /** @internal Use {@link IommuGroups.alloc}. @throws IommuError EINVAL when called directly. */
   constructor(token: symbol, registry: IommuGroups, id: number) {
     if (token !== CREATE) throw new IommuError('EINVAL', 'IommuGroup: allocate groups with IommuGroups.alloc()');

@@ -13,6 +13,7 @@ import { pciAcsEnabled, pciAcsPathEnabled, type QuirkContext } from '../pci/acs.
 import { pciDevsAreDmaAliases, pciForEachDmaAlias } from '../pci/dma-alias.js';
 import { formatBdf, type PciDev } from '../pci/pci-dev.js';
 import { REQ_ACS_FLAGS } from '../pci/regs.js';
+import type { IommuGroup, IommuGroups } from './group.js';
 
 /**
  * A PCI grouping rule set: how a function's group is decided. `mainline` is
@@ -196,3 +197,23 @@ function ridName(pdev: PciDev, rid: number): string {
 export const PCI_GROUPING_RULES: Readonly<Record<PciGroupingRules, PciGroupingRuleSet>> = {
   mainline: { name: 'mainline', kernels: 'Linux v3.16 … v6.17 (classic pci_device_group())', decide: pciDeviceGroupDecision },
 };
+
+/**
+ * The IOMMU group of a PCI function for the core's registry: an existing
+ * group (with a new reference) or a new one, as decided by the rule set.
+ * Drivers call this from their device_group op.
+ * Linux: pci_device_group(), drivers/iommu/iommu.c.
+ */
+export function pciDeviceGroup(groups: IommuGroups, pdev: PciDev, ctx: QuirkContext, rules: PciGroupingRules = 'mainline'): IommuGroup {
+  const d = PCI_GROUPING_RULES[rules].decide(pdev, { hasGroup: (p) => p.dev.iommuGroup !== null }, ctx);
+  if (d.via) return groups.get(d.via.dev)!;
+  return groups.alloc();
+}
+
+
+/**
+ * One group per device. Linux: generic_device_group(), drivers/iommu/iommu.c.
+ */
+export function genericDeviceGroup(groups: IommuGroups): IommuGroup {
+  return groups.alloc();
+}

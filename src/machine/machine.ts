@@ -48,6 +48,8 @@ export interface Machine {
   readonly iommuKind: IommuKind;
   /** ACPI IVRS table present (or an AMD IOMMU function seen). Input to pci_quirk_amd_sb_acs. */
   readonly acpiIvrsPresent: boolean;
+  /** IOMMU unit attributes from sysfs (unit → file → text), e.g. `dmar0` → `cap`. Empty for lspci sources. */
+  readonly iommuUnitAttrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Functions whose config space could not be read in full (< 256 bytes: not root). */
   readonly truncatedConfig: readonly string[];
   /** Source-wide notes and assumptions, in words for the user. */
@@ -117,6 +119,7 @@ export function machineFromSysfs(r: PciSysfsReading): Machine {
     kernelGroups,
     iommuKind,
     acpiIvrsPresent: ivrs,
+    iommuUnitAttrs: r.iommuUnitAttrs,
     truncatedConfig: r.truncatedConfig,
     notes,
   };
@@ -172,6 +175,7 @@ export function machineFromLspci(r: LspciParseResult, source: string): Machine {
     kernelGroups,
     iommuKind,
     acpiIvrsPresent: hasAmdIommuFn,
+    iommuUnitAttrs: {},
     truncatedConfig: truncated,
     notes,
   };
@@ -197,6 +201,7 @@ export function machineFromTopology(topology: PciTopology, opts: { iommuKind?: I
     kernelGroups: null,
     iommuKind: opts.iommuKind ?? 'intel',
     acpiIvrsPresent: opts.acpiIvrsPresent ?? false,
+    iommuUnitAttrs: {},
     truncatedConfig: [],
     notes: [...topology.problems],
   };

@@ -182,6 +182,7 @@ export class PciDev {
     this.sriovCap = c.findExtCapability(PCI_EXT_CAP_ID_SRIOV);
     this.pasidCap = c.findExtCapability(PCI_EXT_CAP_ID_PASID);
     this.dev = new Device(formatBdf(bus.domain, bus.number, devfn), pciBus, parent);
+    this.dev.container = this;
   }
 
   /** `dddd:bb:dd.f`. Linux: pci_name(). */
@@ -267,4 +268,9 @@ export function parseBdf(text: string): Bdf | null {
 /** Lower-case hex, zero-padded to `width`. */
 export function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, '0');
+}
+
+/** The PciDev embedding `dev`, or null if `dev` is not a PCI function. Linux: dev_is_pci() / to_pci_dev(). */
+export function toPciDev(dev: Device): PciDev | null {
+  return dev.container instanceof PciDev ? dev.container : null;
 }

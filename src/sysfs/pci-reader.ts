@@ -90,6 +90,12 @@ export interface PciSysfsReading {
   kernelGroups: KernelIommuGroup[] | null;
   /** `class/iommu` entries (`dmar0`, `ivhd0`), sorted; empty if none. */
   iommuUnits: string[];
+  /**
+   * Each unit's driver attributes (`class/iommu/<unit>/intel-iommu/{cap,ecap,…}`,
+   * `…/amd-iommu/{cap,features}`), as text without the newline: unit → file → value.
+   * Linux: intel_iommu_groups (drivers/iommu/intel/iommu.c), amd_iommu_groups (drivers/iommu/amd/init.c).
+   */
+  iommuUnitAttrs: Record<string, Record<string, string>>;
   /** Readable ACPI tables among DMAR, IVRS, IORT, VIOT, MCFG (`firmware/acpi/tables/<name>`), raw bytes. */
   acpiTables: Record<string, Uint8Array>;
   /** The kernel command line if the tree holds one (a `cmdline` or `proc/cmdline` file); null otherwise — /proc is not part of sysfs. */
@@ -190,6 +196,17 @@ export function readPciSysfs(src: SysfsSource): PciSysfsReading {
   crossCheckGroups(functions, kernelGroups, problems);
 
   const iommuUnits = src.readDir('class/iommu') ?? [];
+  const iommuUnitAttrs: Record<string, Record<string, string>> = {};
+  for (const u of iommuUnits) {
+    const attrs: Record<string, string> = {};
+    for (const sub of ['intel-iommu', 'amd-iommu']) {
+      for (const f of src.readDir(`class/iommu/${u}/${sub}`) ?? []) {
+        const t = src.readText(`class/iommu/${u}/${sub}/${f}`);
+        if (t !== null) attrs[f] = t;
+      }
+    }
+    iommuUnitAttrs[u] = attrs;
+  }
   const acpiTables: Record<string, Uint8Array> = {};
   for (const t of IOMMU_ACPI_TABLES) {
     const p = `firmware/acpi/tables/${t}`;
@@ -211,7 +228,7 @@ export function readPciSysfs(src: SysfsSource): PciSysfsReading {
       problems.push(line);
     }
   }
-  return { source, functions, kernelGroups, iommuUnits, acpiTables, cmdline, problems, truncatedConfig };
+  return { source, functions, kernelGroups, iommuUnits, iommuUnitAttrs, acpiTables, cmdline, problems, truncatedConfig };
 }
 
 function readFunction(src: SysfsSource, name: string, problems: string[], reported: Set<string>): SysfsPciFunction | null {

@@ -1,0 +1,288 @@
+/**
+ * The IOMMU core of one machine: its groups, its IOMMU units, the global
+ * default-domain policy (passthrough / strict), each device's IOMMU state, and
+ * the probe path that puts devices into groups and onto default domains.
+ *
+ * One instance per modelled machine (Linux keeps these as globals).
+ *
+ * Linux: iommu_subsys_init(), iommu_probe_device(), __iommu_probe_device(),
+ * iommu_init_device(), iommu_deinit_device(), bus_iommu_probe(),
+ * iommu_release_device(), iommu_set_dma_strict(), drivers/iommu/iommu.c.
+ */
+import { IommuError, isIommuError } from '../base/errno.js';
+import type { Device } from '../device/device.js';
+import { PhysMem } from '../mem/phys-mem.js';
+import type { IommuDomain } from './domain.js';
+import { IommuGroups, type IommuGroup } from './group.js';
+import type { IommuOps } from './iommu-ops.js';
+import type { IommuUnit } from './iommu-unit.js';
+import { IommuResvType, type IommuResvRegion } from './resv-region.js';
+import { createDeviceDirectMappings, groupSetDomainInternal, iommuSetupDefaultDomain } from './default-domain.js';
+
+/**
+ * Per-device IOMMU state. Linux: struct dev_iommu (device.iommu), plus the
+ * device's DMA mask.
+ */
+export interface DevIommu {
+  /** The driver that probed the device. */
+  readonly ops: IommuOps;
+  /** The unit translating the device. Linux: dev_iommu.iommu_dev. */
+  readonly unit: IommuUnit;
+  /** The device has an IOMMU_RESV_DIRECT region: it can never be blocked. Linux: dev_iommu.require_direct. */
+  requireDirect: boolean;
+  /** Its reserved regions, sorted by start. */
+  resvRegions: IommuResvRegion[];
+  /** The domain the device's requests without PASID are translated by (mirrors group.domain). */
+  domain: IommuDomain | null;
+  /** Maximum PASIDs (0: none). Linux: dev_iommu.max_pasids. */
+  maxPasids: number;
+  /** DMA mask (bytes: the highest addressable byte + 1, e.g. 2^32). Linux: dev->dma_mask. */
+  dmaLimit: number;
+}
+
+/** The per-device IOMMU state of `dev`, or null if no IOMMU driver probed it. Linux: dev_iommu_get()/dev->iommu. */
+export function devIommu(dev: Device): DevIommu | null {
+  return dev.iommu as DevIommu | null;
+}
+
+/** Policy of an IOMMU core. Linux: CONFIG_IOMMU_DEFAULT_* and the iommu.passthrough / iommu.strict / iommu=pt parameters. */
+export interface IommuCoreOptions {
+  /** `iommu.passthrough=1` / `iommu=pt`: identity default domains. Default: the kconfig default. */
+  readonly passthrough?: boolean;
+  /** `iommu.strict=`: strict (true) or lazy (false) invalidation. Default: the kconfig default. */
+  readonly strict?: boolean;
+  /** CONFIG_IOMMU_DEFAULT_PASSTHROUGH (default false). */
+  readonly configDefaultPassthrough?: boolean;
+  /** CONFIG_IOMMU_DEFAULT_DMA_STRICT (default false: lazy, as distribution x86 kernels). */
+  readonly configDefaultStrict?: boolean;
+  /** The platform encrypts memory (CC_ATTR_MEM_ENCRYPT): an identity default is forced to DMA unless chosen on the command line. */
+  readonly memEncrypt?: boolean;
+  /** The machine's physical memory (created if not given). */
+  readonly mem?: PhysMem;
+}
+
+interface Timer {
+  at: number;
+  fn: () => void;
+}
+
+/** The IOMMU core of one machine. */
+export class IommuCore {
+  /** IOMMU groups. */
+  readonly groups: IommuGroups;
+  /** Registered IOMMU units. */
+  readonly units: IommuUnit[] = [];
+  /** Physical memory (data and page tables). */
+  readonly mem: PhysMem;
+  /** The global default domain type. Linux: iommu_def_domain_type. */
+  defDomainType: 'identity' | 'DMA' | 'DMA-FQ';
+  /** Strict invalidation. Linux: iommu_dma_strict. */
+  dmaStrict: boolean;
+  /** Whether the default type came from the command line. Linux: iommu_cmd_line & IOMMU_CMD_LINE_DMA_API. */
+  readonly typeFromCmdline: boolean;
+  /** Simulated time (ns), advanced by {@link advance}. */
+  now = 0;
+  /** Log of notable events (fallbacks, unhandled faults), newest last. */
+  readonly log: string[] = [];
+  private timers: Timer[] = [];
+
+  constructor(opts: IommuCoreOptions = {}) {
+    this.mem = opts.mem ?? new PhysMem();
+    this.groups = new IommuGroups({ getResvRegions: (dev) => devIommu(dev)?.resvRegions ?? null });
+    // iommu_subsys_init()
+    this.typeFromCmdline = opts.passthrough !== undefined;
+    let identity = opts.passthrough ?? opts.configDefaultPassthrough ?? false;
+    if (identity && !this.typeFromCmdline && opts.memEncrypt) identity = false;
+    this.dmaStrict = opts.strict ?? opts.configDefaultStrict ?? false;
+    this.defDomainType = identity ? 'identity' : this.dmaStrict ? 'DMA' : 'DMA-FQ';
+  }
+
+  /**
+   * Drivers call this to force strict invalidation (e.g. VT-d in caching mode):
+   * a DMA-FQ global default becomes DMA. Linux: iommu_set_dma_strict().
+   */
+  setDmaStrict(): void {
+    this.dmaStrict = true;
+    if (this.defDomainType === 'DMA-FQ') this.defDomainType = 'DMA';
+  }
+
+  /** Register a unit. Linux: iommu_device_register() (the registration part; probing is separate). */
+  registerUnit(unit: IommuUnit): void {
+    if (this.units.includes(unit)) throw new IommuError('EEXIST', `IOMMU ${unit.name} is already registered`);
+    if (this.units.some((u) => u.name === unit.name)) throw new IommuError('EEXIST', `an IOMMU named ${unit.name} is already registered`);
+    this.units.push(unit);
+  }
+
+  /**
+   * Probe one device with `ops` and put it into a group; when `setupNow`
+   * (hotplug), set up the group's default domain or attach the device to the
+   * group's current domain. A driver that returns ENODEV leaves no trace.
+   * @returns the group, or null when the driver does not handle the device.
+   * @throws IommuError from device_group or the default-domain setup (the device is released again).
+   * Linux: __iommu_probe_device(), iommu_init_device(), drivers/iommu/iommu.c.
+   */
+  probeDevice(dev: Device, ops: IommuOps, setupNow = true): IommuGroup | null {
+    if (dev.iommuGroup) return this.groups.get(dev)!; // already probed: a ref for the caller
+    let unit: IommuUnit;
+    try {
+      unit = ops.probeDevice(dev);
+    } catch (e) {
+      if (isIommuError(e, 'ENODEV')) return null;
+      throw e;
+    }
+    const regions = [...(ops.getResvRegions?.(dev) ?? [])].sort((a, b) => a.start - b.start || a.type - b.type);
+    const di: DevIommu = {
+      ops,
+      unit,
+      requireDirect: regions.some((r) => r.type === IommuResvType.DIRECT),
+      resvRegions: regions,
+      domain: null,
+      maxPasids: 0,
+      dmaLimit: 2 ** 32,
+    };
+    dev.iommu = di;
+    let group: IommuGroup;
+    try {
+      group = ops.deviceGroup(this, dev);
+    } catch (e) {
+      dev.iommu = null;
+      ops.releaseDevice?.(dev);
+      throw e;
+    }
+    try {
+      this.groups.addDevice(group, dev);
+    } catch (e) {
+      this.groups.put(group);
+      dev.iommu = null;
+      ops.releaseDevice?.(dev);
+      throw e;
+    }
+    this.groups.put(group); // the member holds its reference now
+    unit.devices.add(dev);
+    if (setupNow) {
+      try {
+        if (!group.defaultDomain) iommuSetupDefaultDomain(this, group, 0);
+        else this.attachNewMember(group, dev);
+      } catch (e) {
+        this.releaseDevice(dev);
+        throw e;
+      }
+    }
+    // A ref for the caller, as iommu_group_get().
+    return this.groups.refGet(group);
+  }
+
+  /** A device joining a group that already has a domain: give it the group's domain and its direct mappings. */
+  private attachNewMember(group: IommuGroup, dev: Device): void {
+    const def = group.defaultDomain as IommuDomain | null;
+    if (def) createDeviceDirectMappings(this, def, dev);
+    const dom = group.domain as IommuDomain | null;
+    if (dom) {
+      const di = devIommu(dev)!;
+      dom.ops.attachDev(dom, dev);
+      trackAttach(dom, dev, di);
+    }
+  }
+
+  /**
+   * Probe every device of a bus with `ops` (in bus order), then set up each
+   * new group's default domain once all its devices are in.
+   * @returns the devices the driver took.
+   * Linux: bus_iommu_probe(), drivers/iommu/iommu.c.
+   */
+  probeDevices(devices: readonly Device[], ops: IommuOps): Device[] {
+    const taken: Device[] = [];
+    const fresh: IommuGroup[] = [];
+    for (const dev of devices) {
+      const had = dev.iommuGroup !== null;
+      const g = this.probeDevice(dev, ops, false);
+      if (!g) continue;
+      taken.push(dev);
+      if (!had && !g.defaultDomain && !fresh.includes(g)) fresh.push(g);
+      else if (!had && g.defaultDomain) this.attachNewMember(g, dev);
+      this.groups.put(g);
+    }
+    for (const g of fresh) {
+      if (g.released || g.defaultDomain) continue;
+      iommuSetupDefaultDomain(this, g, 0);
+    }
+    return taken;
+  }
+
+  /**
+   * Release a device: detach it, leave its group (the group goes with its last
+   * member and its domains with it), forget its IOMMU state.
+   * Linux: iommu_release_device(), __iommu_group_remove_device(), iommu_deinit_device().
+   */
+  releaseDevice(dev: Device): void {
+    const di = devIommu(dev);
+    if (!di) return;
+    const group = dev.iommuGroup ? this.groups.get(dev) : null;
+    if (di.domain) untrackAttach(di.domain, dev, di);
+    di.unit.devices.delete(dev);
+    di.unit.iotlb.invalidateAll();
+    if (group) {
+      const last = group.devices.length === 1;
+      this.groups.removeDevice(dev);
+      if (last) {
+        const def = group.defaultDomain as IommuDomain | null;
+        const cur = group.domain as IommuDomain | null;
+        group.domain = null;
+        group.defaultDomain = null;
+        if (cur && cur !== def) freeIfDynamic(cur, di.ops);
+        if (def) freeIfDynamic(def, di.ops);
+      }
+      this.groups.put(group);
+    }
+    di.ops.releaseDevice?.(dev);
+    dev.iommu = null;
+  }
+
+  /** Run `fn` at simulated time `at` (ns). Linux: a timer_list (the flush-queue timer). */
+  schedule(at: number, fn: () => void): void {
+    this.timers.push({ at, fn });
+    this.timers.sort((a, b) => a.at - b.at);
+  }
+
+  /** Advance simulated time by `ns`, running timers that come due, in order. */
+  advance(ns: number): void {
+    const end = this.now + ns;
+    while (this.timers.length && this.timers[0]!.at <= end) {
+      const t = this.timers.shift()!;
+      this.now = Math.max(this.now, t.at);
+      t.fn();
+    }
+    this.now = end;
+  }
+
+  /** Re-apply a group's domain to its devices (used after the group's domain changes). Internal to the core. */
+  setGroupDomain(group: IommuGroup, domain: IommuDomain, mustSucceed = false): void {
+    groupSetDomainInternal(this, group, domain, mustSucceed);
+  }
+}
+
+/** Note that `dev` is now attached to `domain` (for IOTLB invalidation and translation). Core-internal. */
+export function trackAttach(domain: IommuDomain, dev: Device, di: DevIommu): void {
+  if (di.domain === domain) return;
+  if (di.domain) untrackAttach(di.domain, dev, di);
+  di.domain = domain;
+  domain.devices.add(dev);
+  domain.units.set(di.unit, (domain.units.get(di.unit) ?? 0) + 1);
+  // A switch of domain makes every cached translation of the device's old domain stale for it: hardware
+  // switches the context entry and the driver flushes the context cache; model that by dropping the old tag.
+}
+
+/** Note that `dev` left `domain`. Core-internal. */
+export function untrackAttach(domain: IommuDomain, dev: Device, di: DevIommu): void {
+  domain.devices.delete(dev);
+  const n = (domain.units.get(di.unit) ?? 1) - 1;
+  if (n <= 0) domain.units.delete(di.unit);
+  else domain.units.set(di.unit, n);
+  if (di.domain === domain) di.domain = null;
+}
+
+function freeIfDynamic(domain: IommuDomain, ops: IommuOps): void {
+  if (domain === ops.identityDomain || domain === ops.blockedDomain || domain.freed) return;
+  domain.ops.free?.(domain);
+  domain.freed = true;
+}

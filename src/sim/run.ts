@@ -1,0 +1,341 @@
+/**
+ * Run an `iommu sim` scenario: boot the IOMMU over a topology, then run each
+ * step, recording a trace — every translation's result (IOTLB hit, page walk,
+ * or fault, and stale hits in the lazy-invalidation window), every fault as
+ * the driver would report it, and every refused call with Linux's errno.
+ * A failing step is recorded and the run goes on.
+ */
+import { IommuError, isIommuError } from '../base/errno.js';
+import type { Device } from '../device/device.js';
+import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../io-pgtable/io-pgtable.js';
+import { iommuAttachDevice, iommuAttachGroup, iommuDetachDevice, iommuDetachGroup, iommuDomainFree, iommuPagingDomainAlloc } from '../iommu/attach.js';
+import { devIommu } from '../iommu/core.js';
+import { iommuGroupStoreType } from '../iommu/default-domain.js';
+import { dmaMapPage, dmaSetMask, dmaUnmapPage, DMA_MAPPING_ERROR } from '../iommu/dma-iommu.js';
+import { iommuMap, iommuSetFaultHandler, iommuUnmap, type IommuDomain } from '../iommu/domain.js';
+import type { FaultRecord } from '../iommu/iommu-unit.js';
+import { IOTLB_NO_PASID } from '../iommu/iotlb.js';
+import { dmaRead, dmaWrite, iommuTranslate, lastFault } from '../iommu/translate.js';
+import { bootIommu, type BootedIommu } from '../machine/boot.js';
+import { machineFromTopology, type Machine } from '../machine/machine.js';
+import { buildConfig, type FunctionSpec } from '../pci/config-builder.js';
+import { formatBdf, parseBdf } from '../pci/pci-dev.js';
+import { PCI_ACS_CR, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF, PcieType } from '../pci/regs.js';
+import { buildPciTopology } from '../pci/topology.js';
+import type { Scenario, ScenarioStep, TopologyFunction } from './scenario-schema.js';
+
+/** A fault in the trace. */
+export interface FaultJson {
+  device: string;
+  iova: string;
+  access: 'read' | 'write';
+  reason: string;
+  domain: number;
+  pasid: number | null;
+  handled: boolean;
+  timeNs: number;
+}
+
+/** One step's record. */
+export interface TraceEvent {
+  /** Step index (0-based). */
+  step: number;
+  op: string;
+  ok: boolean;
+  /** A one-line account. */
+  text: string;
+  /** The errno of a refused call. */
+  errno?: string;
+  /** Translation: how it resolved. */
+  via?: 'iotlb' | 'iotlb-stale' | 'walk' | 'identity' | 'fault';
+  /** Translation / DMA: the physical address (hex). */
+  phys?: string;
+  /** DMA-map: the DMA address (hex). */
+  dma?: string;
+  /** Read: the bytes (hex). */
+  data?: string;
+  /** Bytes moved, mapped or unmapped. */
+  bytes?: number;
+  /** The fault this step caused. */
+  fault?: FaultJson;
+}
+
+/** The whole trace. */
+export interface SimTrace {
+  /** Driver and policy. */
+  iommu: { driver: string; unit: string; defaultDomainType: string; strict: boolean };
+  /** Groups after boot: id, type, devices. */
+  groups: { id: number; type: string; devices: string[] }[];
+  events: TraceEvent[];
+  faults: FaultJson[];
+  /** IOTLB counters at the end. */
+  iotlb: Record<string, number>;
+  /** Core log lines (fallbacks, unhandled faults). */
+  log: string[];
+}
+
+const ACS_ALL = PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF;
+
+/** Config spaces for a scenario's own topology. */
+export function scenarioTopology(fns: readonly TopologyFunction[]): Machine {
+  const type: Record<TopologyFunction['type'], number | undefined> = {
+    endpoint: PcieType.ENDPOINT,
+    'root-port': PcieType.ROOT_PORT,
+    upstream: PcieType.UPSTREAM,
+    downstream: PcieType.DOWNSTREAM,
+    'pcie-to-pci': PcieType.PCI_BRIDGE,
+    rciep: PcieType.RC_END,
+    pci: undefined,
+    'pci-bridge': undefined,
+  };
+  const inputs = fns.map((f) => {
+    const b = parseBdf(f.bdf);
+    if (!b) throw new IommuError('EINVAL', 'not a PCI address', { input: f.bdf });
+    const isBridge = f.type === 'root-port' || f.type === 'upstream' || f.type === 'downstream' || f.type === 'pcie-to-pci' || f.type === 'pci-bridge';
+    const pcieType = type[f.type];
+    const spec: FunctionSpec = {
+      ...(f.vendor !== undefined ? { vendor: f.vendor } : {}),
+      ...(f.device !== undefined ? { device: f.device } : {}),
+      ...(f.class !== undefined ? { classCode: f.class } : {}),
+      ...(f.multifunction !== undefined ? { multifunction: f.multifunction } : {}),
+      ...(pcieType !== undefined ? { pcieType } : {}),
+      ...(isBridge ? { bridge: { primary: b.bus, secondary: f.secondary ?? b.bus + 1, subordinate: f.subordinate ?? f.secondary ?? b.bus + 1 } } : {}),
+      ...(f.acs === true ? { acs: { cap: ACS_ALL, ctrl: ACS_ALL } } : f.acs === 'disabled' ? { acs: { cap: ACS_ALL, ctrl: 0 } } : {}),
+    };
+    return { bdf: f.bdf, config: buildConfig(spec), origin: 'synthetic' as const };
+  });
+  return machineFromTopology(buildPciTopology(inputs, 'scenario topology'));
+}
+
+function protOf(s: string): number {
+  let p = 0;
+  if (s.includes('r')) p |= IOMMU_READ;
+  if (s.includes('w')) p |= IOMMU_WRITE;
+  if (s.includes('c')) p |= IOMMU_CACHE;
+  if (!s.includes('x')) p |= IOMMU_NOEXEC;
+  if (s.includes('m')) p |= IOMMU_MMIO;
+  if (s.includes('p')) p |= IOMMU_PRIV;
+  return p;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+function faultJson(f: FaultRecord): FaultJson {
+  return { device: f.dev.name, iova: hex(f.iova), access: f.access, reason: f.reason, domain: f.domainId, pasid: f.pasid, handled: f.handled, timeNs: f.time };
+}
+
+function hexBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/**
+ * Run `scenario` on `machine` (or on the scenario's own topology when
+ * `machine` is null).
+ * @throws IommuError EINVAL when there is no topology, or both are given.
+ */
+export function runScenario(scenario: Scenario, machine: Machine | null): SimTrace {
+  if (machine && scenario.topology) throw new IommuError('EINVAL', 'the scenario has its own topology: do not also give --sysfs or --lspci');
+  const m = machine ?? (scenario.topology ? scenarioTopology(scenario.topology) : null);
+  if (!m) throw new IommuError('EINVAL', 'no topology: give --sysfs or --lspci, or a "topology" in the scenario');
+  const booted: BootedIommu = bootIommu(m, { cmdline: scenario.iommu.cmdline, ...(scenario.iommu.driver ? { driver: scenario.iommu.driver } : {}) });
+  const { core, unit } = booted;
+  const domains = new Map<string, IommuDomain>();
+  const handles = new Map<string, { dma: number; size: number }>();
+  const events: TraceEvent[] = [];
+  const faults: FaultJson[] = [];
+  const devOf = (text: string): Device => {
+    const b = parseBdf(text);
+    const pdev = b ? m.topology.byBdf.get(formatBdf(b.domain, b.bus, b.devfn)) : undefined;
+    if (!pdev) throw new IommuError('ENODEV', `no PCI function ${text}`, { input: text });
+    return pdev.dev;
+  };
+  const domOf = (n: string): IommuDomain => {
+    const d = domains.get(n);
+    if (!d) throw new IommuError('EINVAL', `no domain named ${n}`, { input: n });
+    return d;
+  };
+  const groupOf = (id: number) => {
+    const g = core.groups.getById(id);
+    if (!g) throw new IommuError('ENODEV', `no IOMMU group ${id}`);
+    return g;
+  };
+  scenario.steps.forEach((s: ScenarioStep, i) => {
+    const ev: TraceEvent = { step: i, op: s.op, ok: true, text: '' };
+    const faultsBefore = unit.faultCount;
+    try {
+      run(s, ev);
+    } catch (e) {
+      ev.ok = false;
+      if (isIommuError(e)) {
+        ev.errno = e.errno;
+        ev.text = `${s.op}: ${e.errno}: ${e.message}`;
+      } else throw e;
+    }
+    if (unit.faultCount > faultsBefore && lastFault) {
+      ev.fault = faultJson(lastFault);
+      faults.push(ev.fault);
+    }
+    events.push(ev);
+  });
+
+  function run(s: ScenarioStep, ev: TraceEvent): void {
+    switch (s.op) {
+      case 'domain-alloc': {
+        const d = iommuPagingDomainAlloc(devOf(s.device));
+        domains.set(s.name, d);
+        ev.text = `domain ${s.name} (id ${d.id}, ${d.pgtable?.format ?? 'no page table'}) allocated`;
+        return;
+      }
+      case 'domain-free':
+        iommuDomainFree(domOf(s.domain));
+        ev.text = `domain ${s.domain} freed`;
+        return;
+      case 'attach': {
+        const d = domOf(s.domain);
+        if (s.device !== undefined) iommuAttachDevice(core, d, devOf(s.device));
+        else if (s.group !== undefined) {
+          const g = groupOf(s.group);
+          try {
+            iommuAttachGroup(core, d, g);
+          } finally {
+            core.groups.put(g);
+          }
+        } else throw new IommuError('EINVAL', 'attach needs a device or a group');
+        ev.text = `domain ${s.domain} attached to ${s.device ?? `group ${s.group}`}`;
+        return;
+      }
+      case 'detach': {
+        const d = domOf(s.domain);
+        if (s.device !== undefined) {
+          if (!iommuDetachDevice(core, d, devOf(s.device))) throw new IommuError('EINVAL', `domain ${s.domain} is not attached to ${s.device} alone`);
+        } else if (s.group !== undefined) {
+          const g = groupOf(s.group);
+          try {
+            iommuDetachGroup(core, d, g);
+          } finally {
+            core.groups.put(g);
+          }
+        }
+        ev.text = `detached ${s.device ?? `group ${s.group}`}: back on its default domain`;
+        return;
+      }
+      case 'map':
+        iommuMap(domOf(s.domain), s.iova, s.phys, s.size, protOf(s.prot));
+        ev.bytes = s.size;
+        ev.text = `map ${s.domain} ${hex(s.iova)}+${hex(s.size)} → ${hex(s.phys)} ${s.prot}`;
+        return;
+      case 'unmap': {
+        const n = iommuUnmap(domOf(s.domain), s.iova, s.size);
+        ev.bytes = n;
+        ev.text = `unmap ${s.domain} ${hex(s.iova)}+${hex(s.size)}: ${hex(n)} bytes unmapped`;
+        return;
+      }
+      case 'translate': {
+        const dev = devOf(s.device);
+        const before = unit.iotlb.stats().hits;
+        const access = s.access === 'write' ? IOMMU_WRITE : IOMMU_READ;
+        const phys = iommuTranslate(core, dev, s.iova, access, s.pasid ?? null);
+        const hit = unit.iotlb.stats().hits > before;
+        const dom = devIommu(dev)?.domain ?? null;
+        if (phys < 0) {
+          ev.via = 'fault';
+          ev.ok = false;
+          ev.text = `translate ${s.device} ${s.access} ${hex(s.iova)}: FAULT (${lastFault?.reason})${lastFault?.handled ? ', handled' : ''}`;
+          return;
+        }
+        ev.phys = hex(phys);
+        if (hit) ev.via = dom?.pgtable && dom.pgtable.iovaToPhys(s.iova) === 0 ? 'iotlb-stale' : 'iotlb';
+        else ev.via = dom?.pgtable ? 'walk' : 'identity';
+        const how = { iotlb: 'IOTLB hit', 'iotlb-stale': 'IOTLB hit on a STALE entry (unmapped, invalidation still queued)', walk: 'page walk', identity: 'identity', fault: '' }[ev.via];
+        ev.text = `translate ${s.device} ${s.access} ${hex(s.iova)} → ${hex(phys)} (${how})`;
+        return;
+      }
+      case 'write': {
+        const r = dmaWrite(core, devOf(s.device), s.iova, hexBytes(s.data), s.pasid ?? null);
+        ev.bytes = r.bytes;
+        ev.ok = r.fault === null;
+        ev.text = `DMA write ${s.device} ${hex(s.iova)} ${r.bytes} bytes${r.fault ? `, then FAULT (${r.fault.reason})` : ''}`;
+        return;
+      }
+      case 'read': {
+        const buf = new Uint8Array(s.length);
+        const r = dmaRead(core, devOf(s.device), s.iova, buf, s.pasid ?? null);
+        ev.bytes = r.bytes;
+        ev.ok = r.fault === null;
+        ev.data = Buffer.from(buf.subarray(0, r.bytes)).toString('hex');
+        ev.text = `DMA read ${s.device} ${hex(s.iova)} ${r.bytes} bytes: ${ev.data}${r.fault ? `, then FAULT (${r.fault.reason})` : ''}`;
+        return;
+      }
+      case 'dma-map': {
+        const dev = devOf(s.device);
+        const dma = dmaMapPage(core, dev, s.phys, s.size, s.dir);
+        if (dma === DMA_MAPPING_ERROR) throw new IommuError('ENOMEM', `dma_map_page of ${hex(s.phys)}+${hex(s.size)} failed (DMA_MAPPING_ERROR)`);
+        handles.set(s.as, { dma, size: s.size });
+        ev.dma = hex(dma);
+        ev.text = `dma_map ${s.device} phys ${hex(s.phys)}+${hex(s.size)} → dma ${hex(dma)} (${s.as})`;
+        return;
+      }
+      case 'dma-unmap': {
+        const h = handles.get(s.handle);
+        if (!h) throw new IommuError('EINVAL', `no DMA mapping named ${s.handle}`, { input: s.handle });
+        const n = dmaUnmapPage(core, devOf(s.device), h.dma, h.size);
+        handles.delete(s.handle);
+        ev.bytes = n;
+        ev.text = `dma_unmap ${s.device} ${hex(h.dma)} (${s.handle}): ${core.dmaStrict ? 'IOTLB invalidated' : 'invalidation queued'}`;
+        return;
+      }
+      case 'dma-mask':
+        dmaSetMask(devOf(s.device), s.bits);
+        ev.text = `${s.device}: DMA mask ${s.bits} bits`;
+        return;
+      case 'invalidate': {
+        if (s.scope === 'all') unit.iotlb.invalidateAll();
+        else {
+          const d = domOf(s.domain ?? '');
+          if (s.scope === 'domain') unit.iotlb.invalidateDomain(d.id);
+          else unit.iotlb.invalidateRange(d.id, IOTLB_NO_PASID, s.iova ?? 0, s.size ?? 4096);
+        }
+        ev.text = `IOTLB invalidation: ${s.scope}${s.domain ? ` of ${s.domain}` : ''}`;
+        return;
+      }
+      case 'advance':
+        core.advance(s.ns);
+        ev.text = `time +${s.ns} ns (now ${core.now} ns)`;
+        return;
+      case 'set-type': {
+        const g = groupOf(s.group);
+        try {
+          iommuGroupStoreType(core, g, s.type);
+        } finally {
+          core.groups.put(g);
+        }
+        ev.text = `group ${s.group} type ← ${s.type}`;
+        return;
+      }
+      case 'fault-handler':
+        iommuSetFaultHandler(domOf(s.domain), () => (s.handled ? 0 : -38));
+        ev.text = `fault handler on ${s.domain} (${s.handled ? 'handles' : 'declines'} faults)`;
+        return;
+      case 'write-mem':
+        core.mem.writeBytes(s.phys, hexBytes(s.data));
+        ev.text = `memory ${hex(s.phys)} ← ${s.data.length / 2} bytes`;
+        return;
+    }
+  }
+
+  const groups = [...core.groups].map((g) => ({
+    id: g.id,
+    type: ((g.defaultDomain as IommuDomain | null)?.type ?? 'unknown') as string,
+    devices: g.devices.map((d) => d.dev.name),
+  }));
+  return {
+    iommu: { driver: booted.ops.name, unit: unit.name, defaultDomainType: core.defDomainType, strict: core.dmaStrict },
+    groups,
+    events,
+    faults,
+    iotlb: { ...unit.iotlb.stats() },
+    log: [...core.log],
+  };
+}

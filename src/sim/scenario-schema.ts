@@ -1,0 +1,81 @@
+/**
+ * The `iommu sim` scenario format (JSON), validated with zod.
+ *
+ * A scenario names an IOMMU (driver and kernel command line), optionally a
+ * topology of PCI functions (or the topology comes from `--sysfs`/`--lspci`),
+ * and a list of steps run in order: allocate/attach/detach domains, map and
+ * unmap, emulated DMA reads/writes and translations, DMA-API map/unmap,
+ * IOTLB invalidations, time passing (flush-queue timers), group type writes,
+ * fault handlers. Numbers may be given as JSON numbers or `"0x…"` strings.
+ */
+import { z } from 'zod';
+
+const num = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^(0x[0-9a-fA-F_]+|[0-9_]+)$/, 'expected a number or a "0x…" hex string').transform((s) => Number(s.replace(/_/g, ''))),
+]);
+const bdf = z.string().min(1);
+const name = z.string().min(1);
+const prot = z.string().regex(/^[rwxcmp-]*$/, 'prot letters: r (read), w (write), c (cache), x (exec allowed; omit for noexec), m (mmio), p (priv)').default('rw');
+
+/** One PCI function of a scenario topology. */
+export const TopologyFunction = z.object({
+  bdf,
+  /** PCIe role; `pci` for conventional PCI. */
+  type: z.enum(['endpoint', 'root-port', 'upstream', 'downstream', 'pcie-to-pci', 'rciep', 'pci', 'pci-bridge']).default('endpoint'),
+  vendor: num.optional(),
+  device: num.optional(),
+  class: num.optional(),
+  multifunction: z.boolean().optional(),
+  /** For bridges: secondary and subordinate bus numbers. */
+  secondary: num.optional(),
+  subordinate: num.optional(),
+  /** ACS capability with every required flag enabled (true), present but disabled ("disabled"), or absent (false/omitted). */
+  acs: z.union([z.boolean(), z.literal('disabled')]).optional(),
+});
+
+const step = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('domain-alloc'), name, device: bdf }),
+  z.object({ op: z.literal('domain-free'), domain: name }),
+  z.object({ op: z.literal('attach'), domain: name, device: bdf.optional(), group: num.optional() }),
+  z.object({ op: z.literal('detach'), domain: name, device: bdf.optional(), group: num.optional() }),
+  z.object({ op: z.literal('map'), domain: name, iova: num, phys: num, size: num, prot }),
+  z.object({ op: z.literal('unmap'), domain: name, iova: num, size: num }),
+  z.object({ op: z.literal('translate'), device: bdf, iova: num, access: z.enum(['read', 'write']).default('read'), pasid: num.optional() }),
+  z.object({ op: z.literal('write'), device: bdf, iova: num, data: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'hex bytes'), pasid: num.optional() }),
+  z.object({ op: z.literal('read'), device: bdf, iova: num, length: num, pasid: num.optional() }),
+  z.object({ op: z.literal('dma-map'), device: bdf, phys: num, size: num, dir: z.enum(['bidirectional', 'to-device', 'from-device']).default('bidirectional'), as: name }),
+  z.object({ op: z.literal('dma-unmap'), device: bdf, handle: name }),
+  z.object({ op: z.literal('dma-mask'), device: bdf, bits: num }),
+  z.object({
+    op: z.literal('invalidate'),
+    scope: z.enum(['range', 'domain', 'all']),
+    domain: name.optional(),
+    iova: num.optional(),
+    size: num.optional(),
+  }),
+  z.object({ op: z.literal('advance'), ns: num }),
+  z.object({ op: z.literal('set-type'), group: num, type: z.string() }),
+  z.object({ op: z.literal('fault-handler'), domain: name, handled: z.boolean().default(true) }),
+  z.object({ op: z.literal('write-mem'), phys: num, data: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'hex bytes') }),
+]);
+
+/** A scenario. */
+export const Scenario = z.object({
+  description: z.string().optional(),
+  iommu: z
+    .object({
+      driver: z.enum(['intel', 'amd', 'arm-smmu-v3']).optional(),
+      cmdline: z.string().default(''),
+    })
+    .default({ cmdline: '' }),
+  topology: z.array(TopologyFunction).optional(),
+  steps: z.array(step),
+});
+
+/** A validated scenario. */
+export type Scenario = z.infer<typeof Scenario>;
+/** A validated step. */
+export type ScenarioStep = Scenario['steps'][number];
+/** A validated topology function. */
+export type TopologyFunction = z.infer<typeof TopologyFunction>;
