@@ -713,7 +713,8 @@ export class AmdV1Pgtable implements IoPgtable {
     if (!(count >= 0 && Math.floor(count) === count)) return this.fail('EINVAL', 0);
     const size = pgsize * count;
     if (iova + size > this.iasEnd || paddr + size > K.OAS_END || this.mode === 0) return this.fail('EINVAL', 0);
-    if (!(prot & (K.P_READ | K.P_WRITE))) return this.linuxExact ? this.fail('EINVAL', 0) : 0;
+    // iommu_v1_map_pages(): prot outside IOMMU_PROT_MASK is -EINVAL.
+    if (!(prot & (K.P_READ | K.P_WRITE))) return this.fail('EINVAL', 0);
     if (count === 0) return 0;
 
     const hiFlags = B.HI_FC | (prot & K.P_READ ? B.HI_IR : 0) | (prot & K.P_WRITE ? B.HI_IW : 0);

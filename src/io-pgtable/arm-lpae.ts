@@ -303,8 +303,11 @@ export class ArmLpaeS1Pgtable implements IoPgtable {
       this.error = 'EINVAL';
       return 0;
     }
-    // Contract (Linux <= v6.10): no access → nothing to do. Mainline: -EINVAL.
-    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return 0;
+    // arm_lpae_map_pages(): no access is -EINVAL (since v6.11; earlier kernels silently mapped nothing).
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
+      this.error = 'EINVAL';
+      return 0;
+    }
 
     // arm_lpae_prot_to_pte() (ARM_64_LPAE_S1, no quirks) + __arm_lpae_init_pte() type.
     const attrLo = lvl === 3 ? PROT_LO[prot & 63]! : PROT_LO[prot & 63]! ^ (PTE_TYPE_PAGE ^ PTE_TYPE_BLOCK);

@@ -68,7 +68,7 @@ export interface IoPgtable {
    * (IOMMU_READ | IOMMU_WRITE | …). Returns the bytes mapped; on failure stops,
    * sets {@link error} (EINVAL bad size/alignment/range, EEXIST already
    * mapped, ENOMEM no table memory) and returns what was mapped before.
-   * A `prot` without READ or WRITE maps nothing and returns 0 with no error (as Linux).
+   * A `prot` without READ or WRITE is EINVAL (as mainline: Arm since v6.11, VT-d, AMD).
    * Linux: io_pgtable_ops.map_pages.
    */
   mapPages(iova: number, paddr: number, pgsize: number, count: number, prot: number): number;

@@ -259,7 +259,11 @@ export class VtdSlPgtable implements IoPgtable {
   /** The general case of {@link mapPages}. Linux: intel_iommu_map(), __domain_mapping(). */
   private mapRange(iova: number, paddr: number, pgsize: number, count: number, prot: number): number {
     this.error = null;
-    if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return 0;
+    // __domain_mapping(): a mapping without read or write access is refused.
+    if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) {
+      this.error = 'EINVAL';
+      return 0;
+    }
     let lvl: number;
     if (pgsize === SZ_4K) lvl = 1;
     else if (pgsize === SZ_2M) lvl = 2;
