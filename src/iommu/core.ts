@@ -268,6 +268,7 @@ export function trackAttach(domain: IommuDomain, dev: Device, di: DevIommu): voi
   di.domain = domain;
   domain.devices.add(dev);
   domain.units.set(di.unit, (domain.units.get(di.unit) ?? 0) + 1);
+  domain.unitList = [...domain.units.keys()];
   // A switch of domain makes every cached translation of the device's old domain stale for it: hardware
   // switches the context entry and the driver flushes the context cache; model that by dropping the old tag.
 }
@@ -278,6 +279,7 @@ export function untrackAttach(domain: IommuDomain, dev: Device, di: DevIommu): v
   const n = (domain.units.get(di.unit) ?? 1) - 1;
   if (n <= 0) domain.units.delete(di.unit);
   else domain.units.set(di.unit, n);
+  domain.unitList = [...domain.units.keys()];
   if (di.domain === domain) di.domain = null;
 }
 

@@ -144,12 +144,21 @@ export class IommuDomain {
   mapError: ErrnoName | null = null;
   /** IOMMU units the domain is attached through, with a device count each (for IOTLB invalidation). */
   readonly units = new Map<IommuUnit, number>();
+  /** The keys of {@link units} as an array (iterated on every invalidation without allocating). */
+  unitList: IommuUnit[] = [];
   /** Devices attached to this domain (requester ID). */
   readonly devices = new Set<Device>();
   /** Freed: no longer usable. */
   freed = false;
   /** Opaque driver data. */
   driverData: unknown = null;
+  /**
+   * The domain's map/unmap/iova_to_phys ops are exactly its io-pgtable's and
+   * its IOTLB sync is a range invalidation on its units: the core may call the
+   * table directly (a devirtualised fast path; same results). Set by drivers
+   * through `pgtableDomain()`.
+   */
+  plainPgtable = false;
 
   constructor(init: {
     type: IommuDomainType;
@@ -189,6 +198,22 @@ export class IommuDomain {
   }
 }
 
+/**
+ * True if `x` (a non-negative integer, bytes) is a multiple of the power of
+ * two `s`. Uses 32-bit integer arithmetic for s ≤ 2^31 (a float `%` is a libm
+ * call), exact for any page-aligned x below 2^64.
+ */
+export function isAligned(x: number, s: number): boolean {
+  if (s <= 0x80000000) return ((x >>> 0) & (s - 1)) === 0;
+  return Math.floor(x / s) * s === x;
+}
+
+/** `x mod s` for a power of two `s` (bytes), without a float `%` when s ≤ 2^31. */
+export function modPow2(x: number, s: number): number {
+  if (s <= 0x80000000) return (x >>> 0) & (s - 1);
+  return x - Math.floor(x / s) * s;
+}
+
 /** Page sizes (bytes) of a pgsize bitmap held in a number (bits up to 2^52, read arithmetically, not with 32-bit operators). */
 export function bitmapToSizes(bitmap: number): number[] {
   const out: number[] = [];
@@ -197,6 +222,13 @@ export function bitmapToSizes(bitmap: number): number[] {
 }
 
 const pgsizeOut = new Float64Array(2);
+const minOut = new Float64Array(2);
+
+function minPage(min: number): Float64Array {
+  minOut[0] = min;
+  minOut[1] = 1;
+  return minOut;
+}
 
 /**
  * Choose the page size and count for the next map/unmap chunk: the largest
@@ -211,14 +243,14 @@ export function iommuPgsize(domain: IommuDomain, iova: number, paddr: number, si
   // Largest size ≤ size whose alignment iova and paddr both have.
   for (; i >= 0; i--) {
     const s = sizes[i]!;
-    if (s <= size && iova % s === 0 && paddr % s === 0) break;
+    if (s <= size && isAligned(iova, s) && isAligned(paddr, s)) break;
   }
   if (i < 0) throw new IommuError('EINVAL', `no page size fits iova 0x${iova.toString(16)} paddr 0x${paddr.toString(16)} size 0x${size.toString(16)}`);
   const pgsize = sizes[i]!;
   if (i + 1 < sizes.length) {
     const next = sizes[i + 1]!;
-    if ((iova - paddr) % next === 0) {
-      const off = next - (iova % next);
+    if (next <= size && isAligned(iova > paddr ? iova - paddr : paddr - iova, next)) {
+      const off = next - modPow2(iova, next);
       if (off + next <= size) size = off;
     }
   }
@@ -240,7 +272,7 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
   const map = domain.ops.mapPages;
   const min = domain.minPgsize;
   if (map === undefined || min === 0) throw new IommuError('ENODEV', 'the domain has no map_pages op or no page sizes');
-  if (iova % min !== 0 || paddr % min !== 0 || size % min !== 0) {
+  if (!isAligned(iova, min) || !isAligned(paddr, min) || !isAligned(size, min)) {
     throw new IommuError('EINVAL', `unaligned: iova 0x${iova.toString(16)} pa 0x${paddr.toString(16)} size 0x${size.toString(16)} min_pagesz 0x${min.toString(16)}`);
   }
   if (domain.geometry.forceAperture && size > 0 && (iova < domain.geometry.apertureStart || iova + size - 1 > domain.geometry.apertureEnd)) {
@@ -249,7 +281,8 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
   const origIova = iova;
   let mappedTotal = 0;
   while (size > 0) {
-    const out = iommuPgsize(domain, iova, paddr, size);
+    // One smallest page: iommu_pgsize() could only answer (min, 1).
+    const out = size === min ? minPage(min) : iommuPgsize(domain, iova, paddr, size);
     const pgsize = out[0]!;
     const count = out[1]!;
     domain.mapError = null;
@@ -273,6 +306,15 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
  * Linux: iommu_map(), drivers/iommu/iommu.c.
  */
 export function iommuMap(domain: IommuDomain, iova: number, paddr: number, size: number, prot: number): void {
+  // Fast path: one smallest page on a plain io-pgtable domain (no iotlb_sync_map).
+  if (domain.plainPgtable && size === domain.pgsizes[0] && domain.typeBits & DomainBits.PAGING) {
+    const pt = domain.pgtable!;
+    if (isAligned(iova, size) && isAligned(paddr, size) && iova >= domain.geometry.apertureStart && iova + size - 1 <= domain.geometry.apertureEnd) {
+      if (pt.mapPages(iova, paddr, size, 1, prot) === size) return;
+      domain.mapError = pt.error;
+      throw new IommuError(pt.error ?? 'EINVAL', `map of iova 0x${iova.toString(16)} (1 × 0x${size.toString(16)}) failed`);
+    }
+  }
   iommuMapNosync(domain, iova, paddr, size, prot);
   const sync = domain.ops.iotlbSyncMap;
   if (sync !== undefined) {
@@ -296,7 +338,9 @@ export function iommuUnmapFast(domain: IommuDomain, iova: number, size: number, 
   const unmap = domain.ops.unmapPages;
   const min = domain.minPgsize;
   if (unmap === undefined || min === 0) return 0;
-  if (iova % min !== 0 || size % min !== 0) return 0;
+  if (!isAligned(iova, min) || !isAligned(size, min)) return 0;
+  // One smallest page: iommu_pgsize() could only answer (min, 1).
+  if (size === min) return unmap(domain, iova, min, 1, gather);
   let unmapped = 0;
   while (unmapped < size) {
     const out = iommuPgsize(domain, iova, iova, size - unmapped);
@@ -315,6 +359,15 @@ const sharedGather = iotlbGatherInit();
  * Linux: iommu_unmap(), drivers/iommu/iommu.c.
  */
 export function iommuUnmap(domain: IommuDomain, iova: number, size: number): number {
+  // Fast path: one smallest page on a plain io-pgtable domain: unmap, then invalidate that range on each unit.
+  if (domain.plainPgtable && size === domain.pgsizes[0] && domain.typeBits & DomainBits.PAGING && isAligned(iova, size)) {
+    const n = domain.pgtable!.unmapPages(iova, size, 1);
+    if (n > 0) {
+      const units = domain.unitList;
+      for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateRange(domain.id, 0, iova, n);
+    }
+    return n;
+  }
   const g = sharedGather;
   g.start = Infinity;
   g.end = 0;
@@ -340,6 +393,7 @@ export function iotlbGatherAdd(gather: IotlbGather, iova: number, size: number):
  * Linux: iommu_iova_to_phys(), drivers/iommu/iommu.c.
  */
 export function iommuIovaToPhys(domain: IommuDomain, iova: number): number {
+  if (domain.plainPgtable) return domain.pgtable!.iovaToPhys(iova);
   if (domain.type === 'identity') return iova;
   if (domain.type === 'blocked') return 0;
   return domain.ops.iovaToPhys?.(domain, iova) ?? 0;

@@ -155,6 +155,9 @@ for (let c = 0; c < NCLS; c++) {
   CLS_SALT[c] = x ^ (x >>> 15);
 }
 
+/** The hash salt of the 4 KiB class (class 0), for the inlined fast path of lookup(). */
+const CLS_SALT0 = CLS_SALT[0]!;
+
 /** Key of a slot = page base + class * KEY_CLS (see the module comment: exact, unique). */
 const KEY_CLS = 64;
 /** Doubles per slot record, and their offsets. */
@@ -315,8 +318,31 @@ export class Iotlb {
    * Hardware: the IOTLB lookup of a DMA translation request.
    */
   lookup(domainId: number, pasid: number, iova: number, out: Float64Array): number {
-    // Kept small so that V8 inlines it (and find()) into the caller: a call
-    // that is not inlined boxes a non-Smi `iova`, i.e. allocates.
+    // Kept tiny so that V8 inlines it into the caller (a call that is not
+    // inlined boxes a non-Smi `iova`, i.e. allocates): the common case — only
+    // 4 KiB entries cached for this domain bucket, the page's index entry
+    // unshared, a hit — is resolved here; everything else is lookupSlow().
+    if (this.domClassMask[domainId & DOM_MASK] === 1) {
+      const q = Math.floor(iova * 0.000244140625);
+      const x = Math.imul(domainId ^ Math.imul(pasid, 0x9e3779b1), 0x85ebca6b);
+      const ql = q | 0;
+      const k = this.index[(ql ^ x ^ (x >>> 15) ^ CLS_SALT0 ^ (ql >>> this.indexBits)) & this.indexMask]!;
+      if (k >= 0) {
+        const r = k << REC_SHIFT;
+        const rec = this.rec;
+        if (rec[r]! === q * 4096 && rec[r | R_DOM] === domainId && rec[r | R_PASID] === pasid) {
+          this.stamp[k] = ++this.tick;
+          out[0] = rec[r | R_DELTA]! + iova;
+          out[1] = 4096;
+          return this.attr[k]! & 0xff;
+        }
+      }
+    }
+    return this.lookupSlow(domainId, pasid, iova, out);
+  }
+
+  /** The general path of {@link lookup}: any page size, shared index entries, misses. */
+  private lookupSlow(domainId: number, pasid: number, iova: number, out: Float64Array): number {
     const slot = this.find(domainId, pasid, iova);
     if (slot < 0) {
       this.nMisses++;
@@ -328,6 +354,7 @@ export class Iotlb {
     out[1] = CLS_SIZE[a >> 8]!;
     return a & 0xff;
   }
+
 
   /**
    * Like {@link lookup} but without side effects: no LRU update, no
@@ -539,6 +566,29 @@ export class Iotlb {
     const offSum = iova - iovaFrame * IOTLB_MIN_PGSIZE + (size - sizeFrames * IOTLB_MIN_PGSIZE);
     const first = iovaFrame;
     const last = iovaFrame + sizeFrames + Math.ceil(offSum / IOTLB_MIN_PGSIZE) - 1;
+    const mask = this.domClassMask[domainId & DOM_MASK]!;
+    if (mask === 0) return 0;
+    // Fast path: a range of at most a few pages per cached class, no huge classes cached — probe
+    // exactly the pages of the classes present (bits of the domain bucket's mask), not all NCLS.
+    if ((mask & (1 << HUGE_CLS)) === 0 && last - first < 16) {
+      let removed = 0;
+      let m = mask;
+      do {
+        const c = 31 - Math.clz32(m & -m);
+        m &= m - 1;
+        const inv = 2 ** -c;
+        const qEnd = Math.floor(last * inv);
+        for (let q = Math.floor(first * inv); q <= qEnd; q++) {
+          const slot = this.findExact(domainId, pasid, q * CLS_SIZE[c]!, c);
+          if (slot >= 0) {
+            this.drop(slot);
+            removed++;
+          }
+        }
+      } while (m !== 0);
+      this.nEntriesInv += removed;
+      return removed;
+    }
     const b = (domainId & DOM_MASK) * NCLS;
     // Probing the pages of each cached class costs `ways` per page; a scan costs `entries`.
     let probes = 0;

@@ -11,7 +11,7 @@
  */
 import type { Device } from '../device/device.js';
 import { IOMMU_READ, IOMMU_WRITE, WALK_PGSIZE, WALK_PHYS } from '../io-pgtable/io-pgtable.js';
-import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, reportIommuFault, type IommuDomain } from './domain.js';
+import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, modPow2, reportIommuFault, type IommuDomain } from './domain.js';
 import { devIommu, type DevIommu, type IommuCore } from './core.js';
 import { IOTLB_NO_PASID } from './iotlb.js';
 import { IommuResvType } from './resv-region.js';
@@ -34,6 +34,19 @@ export let lastFault: FaultRecord | null = null;
  *   A device without an IOMMU (or on an identity domain) gets `iova` back.
  */
 export function iommuTranslate(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null = null): number {
+  // Fast path: an IOTLB hit for a request without PASID on a paging domain.
+  const di = dev.iommu as DevIommu | null;
+  if (di !== null && pasid === null) {
+    const domain = di.domain;
+    if (domain !== null && domain.pgtable !== null) {
+      const perms = di.unit.iotlb.lookup(domain.id, IOTLB_NO_PASID, iova, scratch);
+      if (perms >= 0 && (perms & access) === access) return scratch[WALK_PHYS]!;
+    }
+  }
+  return translateSlow(core, dev, iova, access, pasid);
+}
+
+function translateSlow(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null): number {
   const di = dev.iommu as DevIommu | null;
   if (di === null) return iova;
   const domain = di.domain;
@@ -41,7 +54,7 @@ export function iommuTranslate(core: IommuCore, dev: Device, iova: number, acces
   const tlbPasid = pasid === null ? IOTLB_NO_PASID : pasid;
   if (domain.pgtable !== null) {
     const iotlb = di.unit.iotlb;
-    const perms = iotlb.lookup(domain.id, tlbPasid, iova, scratch);
+    const perms = pasid === null ? iotlb.peek(domain.id, tlbPasid, iova, scratch) : iotlb.lookup(domain.id, tlbPasid, iova, scratch);
     if (perms >= 0) {
       if ((perms & access) === access) return scratch[WALK_PHYS]!;
       return fault(core, dev, di, domain, iova, access, pasid, 'permission');
@@ -51,7 +64,7 @@ export function iommuTranslate(core: IommuCore, dev: Device, iova: number, acces
     if (p < 0) return fault(core, dev, di, domain, iova, access, pasid, 'not-present');
     const pg = scratch[WALK_PGSIZE]!;
     const phys = scratch[WALK_PHYS]!;
-    const off = iova % pg;
+    const off = modPow2(iova, pg);
     iotlb.insert(domain.id, tlbPasid, iova - off, pg, phys - off, p);
     if ((p & access) !== access) return fault(core, dev, di, domain, iova, access, pasid, 'permission');
     return phys;

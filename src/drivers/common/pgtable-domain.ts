@@ -43,10 +43,12 @@ export function pgtableDomainOps(hooks: PgtableDomainHooks = {}): IommuDomainOps
     },
     iotlbSync(domain, gather): void {
       const size = gather.end - gather.start;
-      for (const unit of domain.units.keys()) unit.iotlb.invalidateRange(domain.id, IOTLB_NO_PASID, gather.start, size);
+      const units = domain.unitList;
+      for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateRange(domain.id, IOTLB_NO_PASID, gather.start, size);
     },
     flushIotlbAll(domain): void {
-      for (const unit of domain.units.keys()) unit.iotlb.invalidateDomain(domain.id);
+      const units = domain.unitList;
+      for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateDomain(domain.id);
     },
     free(domain): void {
       domain.pgtable!.free();
@@ -56,7 +58,7 @@ export function pgtableDomainOps(hooks: PgtableDomainHooks = {}): IommuDomainOps
 
 /** A paging domain over `pgtable` owned by `owner`. Linux: the drivers' domain_alloc_paging(). */
 export function pgtableDomain(owner: IommuOps, ops: IommuDomainOps, pgtable: IoPgtable, apertureEnd: number): IommuDomain {
-  return new IommuDomain({
+  const d = new IommuDomain({
     type: 'unmanaged',
     owner,
     ops,
@@ -64,6 +66,9 @@ export function pgtableDomain(owner: IommuOps, ops: IommuDomainOps, pgtable: IoP
     pgsizeBitmap: pgtable.cfg.pgsizeBitmap,
     geometry: { apertureStart: 0, apertureEnd, forceAperture: true },
   });
+  // The ops above are the plain table ops with range invalidation: the core may call the table directly.
+  d.plainPgtable = true;
+  return d;
 }
 
 /** A static identity or blocked domain of `owner`. Linux: the drivers' identity_domain / blocked_domain. */
