@@ -15,15 +15,22 @@ import { buildPciTopology } from '../src/pci/topology.js';
 import { DirSource, MemorySource } from '../src/sysfs/source.js';
 import { readPciSysfs } from '../src/sysfs/pci-reader.js';
 import { readFileSync } from 'node:fs';
+import { domainBenchResults } from './domain-bench.js';
+import { ioPgtableBenchResults } from './io-pgtable-bench.js';
 
 interface Result {
   name: string;
+  format?: string;
   ms?: number;
   ns_per_op?: number;
   ops?: number;
   devices?: number;
-  samples: number;
-  rme_percent: number;
+  /** tinybench samples (harnessed benchmarks only). */
+  samples?: number;
+  /** tinybench relative margin of error, percent (harnessed benchmarks only). */
+  rme_percent?: number;
+  /** Page-table memory of the map4k workload (bytes). */
+  pgtable_bytes?: number;
 }
 
 const DEVICES = 10_000;
@@ -98,6 +105,10 @@ async function main(): Promise<void> {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+  process.stderr.write('domain API workloads (one worker per page-table format)…\n');
+  for (const r of await domainBenchResults()) results.push({ ...r });
+  process.stderr.write('io-pgtable workloads…\n');
+  for (const r of await ioPgtableBenchResults()) results.push({ ...r });
   process.stdout.write(JSON.stringify({ results }, null, 2) + '\n');
 }
 
