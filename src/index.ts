@@ -6,6 +6,9 @@
  * - PCI: config space, {@link PciDev} / {@link PciBus}, topology in scan order, ACS,
  *   DMA aliases, quirk tables, `lspci -vvnn` text, pci.ids names.
  * - Grouping: {@link pciDeviceGroupDecision} (Linux pci_device_group()).
+ * - Domains and the data path: {@link IommuCore}, drivers ({@link createIntelIommu}, {@link createAmdIommu},
+ *   {@link createArmSmmuV3}), {@link iommuMap}/{@link iommuUnmap}, {@link iommuTranslate}, {@link dmaMapPage},
+ *   page-table formats in {@link PhysMem}, the {@link Iotlb} and the {@link IovaDomain}.
  * - Real machines: {@link openSysfs}, {@link readPciSysfs}, {@link writeSnapshot};
  *   {@link machineFromSysfs} / {@link machineFromLspci}, {@link predictGroups}, {@link compareGroups}.
  */
@@ -21,6 +24,24 @@ export * from './iommu/domain-type.js';
 export * from './iommu/resv-region.js';
 export * from './iommu/sysfs-view.js';
 export * from './iommu/pci-device-group.js';
+export * from './iommu/domain.js';
+export * from './iommu/iommu-ops.js';
+export * from './iommu/iommu-unit.js';
+export * from './iommu/core.js';
+export * from './iommu/default-domain.js';
+export * from './iommu/attach.js';
+export * from './iommu/translate.js';
+export * from './iommu/dma-iommu.js';
+export * from './iommu/iotlb.js';
+export * from './iommu/iova.js';
+export * from './mem/phys-mem.js';
+export * from './io-pgtable/index.js';
+export { createIntelIommu, type IntelIommu, type IntelIommuOptions, type Rmrr } from './drivers/intel-vt-d/index.js';
+export { createAmdIommu, type AmdIommu, type AmdIommuOptions } from './drivers/amd-vi/index.js';
+export { createArmSmmuV3, type ArmSmmuV3, type ArmSmmuV3Options } from './drivers/arm-smmu-v3/index.js';
+export * from './machine/boot.js';
+export { runScenario, scenarioTopology, type SimTrace, type TraceEvent, type FaultJson } from './sim/run.js';
+export { Scenario } from './sim/scenario-schema.js';
 export * from './pci/regs.js';
 export * from './pci/config-space.js';
 export * from './pci/config-builder.js';

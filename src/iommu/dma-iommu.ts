@@ -122,19 +122,23 @@ export class IommuDmaCookie {
   }
 }
 
-const cookies = new WeakMap<IommuDomain, IommuDmaCookie>();
-
 /**
  * The DMA cookie of a DMA domain, created on first use for `dev`.
  * Linux: iommu_get_dma_cookie() + iommu_dma_init_domain().
  */
 export function iommuDmaCookie(core: IommuCore, domain: IommuDomain, dev: Device): IommuDmaCookie {
-  let c = cookies.get(domain);
-  if (!c) {
+  let c = domain.dmaCookie as IommuDmaCookie | null;
+  if (c === null) {
     c = new IommuDmaCookie(core, domain, dev);
-    cookies.set(domain, c);
+    domain.dmaCookie = c;
   }
   return c;
+}
+
+/** The default domain of `dev`'s group, read without taking a group reference (the device holds one). */
+function dmaDomainOf(dev: Device): IommuDomain | null {
+  const g = dev.iommuGroup as { defaultDomain?: unknown } | null;
+  return g === null ? null : ((g.defaultDomain ?? null) as IommuDomain | null);
 }
 
 /**
@@ -165,11 +169,11 @@ export function dmaInfoToProt(dir: DmaDirection, coherent: boolean): number {
  * Linux: iommu_dma_alloc_iova(), drivers/iommu/dma-iommu.c.
  */
 export function iommuDmaAllocIova(cookie: IommuDmaCookie, size: number, dmaLimit: number, dev: Device): number {
-  const shift = Math.log2(cookie.granule);
   let len = size / cookie.granule;
-  if (len < 1 << 5) len = 2 ** Math.ceil(Math.log2(len));
+  // roundup_pow_of_two() for sizes the range caches hold.
+  if (len < 1 << 5) len = len <= 1 ? 1 : 1 << (32 - Math.clz32(len - 1));
   let limit = Math.min(dmaLimit - 1, cookie.domain.geometry.forceAperture ? cookie.domain.geometry.apertureEnd : Infinity);
-  limit = Math.floor(limit / 2 ** shift);
+  limit = Math.floor(limit / cookie.granule);
   let pfn = 0;
   if (limit > 0xfffff && toPciDev(dev) !== null) pfn = cookie.iovad.allocIovaFast(len, 0xfffff, false);
   if (!pfn) pfn = cookie.iovad.allocIovaFast(len, limit, true);
@@ -184,9 +188,7 @@ export function iommuDmaAllocIova(cookie: IommuDmaCookie, size: number, dmaLimit
  */
 export function dmaMapPage(core: IommuCore, dev: Device, phys: number, size: number, dir: DmaDirection = 'bidirectional'): number {
   const di = devIommu(dev);
-  const g = dev.iommuGroup ? core.groups.get(dev) : null;
-  const domain = (g?.defaultDomain ?? null) as IommuDomain | null;
-  if (g) core.groups.put(g);
+  const domain = dmaDomainOf(dev);
   if (!di || !domain || !domain.isDma) return phys;
   const cookie = iommuDmaCookie(core, domain, dev);
   const off = phys % cookie.granule;
@@ -212,9 +214,7 @@ const gather = iotlbGatherInit();
  */
 export function dmaUnmapPage(core: IommuCore, dev: Device, dmaAddr: number, size: number): number {
   const di = devIommu(dev);
-  const g = dev.iommuGroup ? core.groups.get(dev) : null;
-  const domain = (g?.defaultDomain ?? null) as IommuDomain | null;
-  if (g) core.groups.put(g);
+  const domain = dmaDomainOf(dev);
   if (!di || !domain || !domain.isDma) return 0;
   const cookie = iommuDmaCookie(core, domain, dev);
   const off = dmaAddr % cookie.granule;

@@ -159,6 +159,8 @@ export class IommuDomain {
    * through `pgtableDomain()`.
    */
   plainPgtable = false;
+  /** The DMA API's IOVA space and flush queue of a DMA domain, created on first use. Linux: iommu_domain.iova_cookie. */
+  dmaCookie: object | null = null;
 
   constructor(init: {
     type: IommuDomainType;

@@ -116,6 +116,8 @@ export interface DmaResult {
   readonly bytes: number;
   /** The fault that stopped the transfer, or null. */
   readonly fault: FaultRecord | null;
+  /** EFAULT when a fault stopped the transfer (what a VMM's DMA accessor returns, e.g. vfio_dma_rw()), else null. */
+  readonly errno: 'EFAULT' | null;
 }
 
 /**
@@ -139,14 +141,14 @@ function transfer(core: IommuCore, dev: Device, iova: number, buf: Uint8Array, a
   while (done < buf.length) {
     const a = iova + done;
     const phys = iommuTranslate(core, dev, a, access, pasid);
-    if (phys < 0) return { bytes: done, fault: lastFault };
+    if (phys < 0) return { bytes: done, fault: lastFault, errno: 'EFAULT' };
     const n = Math.min(buf.length - done, 4096 - (a % 4096));
     const part = buf.subarray(done, done + n);
     if (access === IOMMU_WRITE) core.mem.writeBytes(phys, part);
     else core.mem.readBytes(phys, part);
     done += n;
   }
-  return { bytes: done, fault: null };
+  return { bytes: done, fault: null, errno: null };
 }
 
 /** The device's IOMMU state (re-exported for callers of the data path). */
