@@ -550,6 +550,32 @@ export class Iotlb {
    * address range, SMMUv3 CMD_TLBI_NH_VA / CMD_TLBI_S2_IPA.
    */
   invalidateRange(domainId: number, pasid: number, iova: number, size: number): number {
+    // Kept small so V8 inlines it (see lookup); every other case is invalidateRangeSlow().
+    if (this.domClassMask[domainId & DOM_MASK] === 0 && domainId >>> 0 === domainId && pasid >>> 0 === pasid && Number.isInteger(size) && size >= 1 && size <= 2 ** 64 && Number.isInteger(iova) && iova >= 0 && iova < 2 ** 64) {
+      this.nRangeInv++;
+      return 0;
+    }
+    // Fast path: one 4 KiB page, only 4 KiB entries cached for the domain bucket, the index entry unshared.
+    if (size === 4096 && this.domClassMask[domainId & DOM_MASK] === 1 && domainId >>> 0 === domainId && pasid >>> 0 === pasid) {
+      const q = Math.floor(iova * 0.000244140625);
+      if (q * 4096 === iova && iova < IOTLB_ADDR_LIMIT) {
+        this.nRangeInv++;
+        const x = Math.imul(domainId ^ Math.imul(pasid, 0x9e3779b1), 0x85ebca6b);
+        const ql = q | 0;
+        const k = this.index[(ql ^ x ^ (x >>> 15) ^ CLS_SALT0 ^ (ql >>> this.indexBits)) & this.indexMask]!;
+        if (k === IDX_NONE) return 0;
+        const slot = k >= 0 ? (this.rec[k << REC_SHIFT] === iova && this.rec[(k << REC_SHIFT) | R_DOM] === domainId && this.rec[(k << REC_SHIFT) | R_PASID] === pasid ? k : -1) : this.findExact(domainId, pasid, iova, 0);
+        if (slot < 0) return 0;
+        this.drop(slot);
+        this.nEntriesInv++;
+        return 1;
+      }
+    }
+    return this.invalidateRangeSlow(domainId, pasid, iova, size);
+  }
+
+  /** The general path of {@link invalidateRange}. */
+  private invalidateRangeSlow(domainId: number, pasid: number, iova: number, size: number): number {
     checkU32('invalidateRange', 'domainId', domainId);
     checkU32('invalidateRange', 'pasid', pasid);
     if (!Number.isInteger(iova) || iova < 0 || iova >= 2 ** 64) {
