@@ -16,6 +16,7 @@ import type { IommuDomain } from './domain.js';
 import { IommuGroups, type IommuGroup } from './group.js';
 import type { IommuOps } from './iommu-ops.js';
 import type { IommuUnit } from './iommu-unit.js';
+import type { Iotlb } from './iotlb.js';
 import { IommuResvType, type IommuResvRegion } from './resv-region.js';
 import { createDeviceDirectMappings, groupSetDomainInternal, iommuSetupDefaultDomain } from './default-domain.js';
 
@@ -34,6 +35,10 @@ export interface DevIommu {
   resvRegions: IommuResvRegion[];
   /** The domain the device's requests without PASID are translated by (mirrors group.domain). */
   domain: IommuDomain | null;
+  /** Fast-path copy for translation: the id of {@link domain} when it has a page table, else -1. */
+  pagingDomainId: number;
+  /** Fast-path copy for translation: the unit's IOTLB. */
+  readonly iotlb: Iotlb;
   /** Maximum PASIDs (0: none). Linux: dev_iommu.max_pasids. */
   maxPasids: number;
   /** DMA mask (bytes: the highest addressable byte + 1, e.g. 2^32). Linux: dev->dma_mask. */
@@ -137,6 +142,8 @@ export class IommuCore {
       requireDirect: regions.some((r) => r.type === IommuResvType.DIRECT),
       resvRegions: regions,
       domain: null,
+      pagingDomainId: -1,
+      iotlb: unit.iotlb,
       maxPasids: 0,
       dmaLimit: 2 ** 32,
     };
@@ -266,6 +273,7 @@ export function trackAttach(domain: IommuDomain, dev: Device, di: DevIommu): voi
   if (di.domain === domain) return;
   if (di.domain) untrackAttach(di.domain, dev, di);
   di.domain = domain;
+  di.pagingDomainId = domain.pgtable !== null ? domain.id : -1;
   domain.devices.add(dev);
   domain.units.set(di.unit, (domain.units.get(di.unit) ?? 0) + 1);
   domain.unitList = [...domain.units.keys()];
@@ -280,7 +288,10 @@ export function untrackAttach(domain: IommuDomain, dev: Device, di: DevIommu): v
   if (n <= 0) domain.units.delete(di.unit);
   else domain.units.set(di.unit, n);
   domain.unitList = [...domain.units.keys()];
-  if (di.domain === domain) di.domain = null;
+  if (di.domain === domain) {
+    di.domain = null;
+    di.pagingDomainId = -1;
+  }
 }
 
 function freeIfDynamic(domain: IommuDomain, ops: IommuOps): void {

@@ -36,12 +36,10 @@ export let lastFault: FaultRecord | null = null;
 export function iommuTranslate(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null = null): number {
   // Fast path: an IOTLB hit for a request without PASID on a paging domain.
   const di = dev.iommu as DevIommu | null;
-  if (di !== null && pasid === null) {
-    const domain = di.domain;
-    if (domain !== null && domain.pgtable !== null) {
-      const perms = di.unit.iotlb.lookup(domain.id, IOTLB_NO_PASID, iova, scratch);
-      if (perms >= 0 && (perms & access) === access) return scratch[WALK_PHYS]!;
-    }
+  if (di !== null && pasid === null && di.pagingDomainId >= 0) {
+    const out = scratch;
+    const perms = di.iotlb.lookup(di.pagingDomainId, 0 /* IOTLB_NO_PASID */, iova, out);
+    if (perms >= 0 && (perms & access) === access) return out[0]!; // WALK_PHYS
   }
   return translateSlow(core, dev, iova, access, pasid);
 }
