@@ -202,3 +202,38 @@ test('reserved regions: MSI window for every device, the ISA bridge\'s low 16 Mi
   assert.equal(iommuIovaToPhys(dom, 0x1000000), 0);
   b.core.groups.put(g);
 });
+
+test('partial unmap of a 2M page is driver-defined: Arm refuses (0, block kept), VT-d and AMD unmap the whole page', () => {
+  const expect: Record<string, { n: number; after: number }> = {
+    'arm-smmu-v3': { n: 0, after: 0x4000_0000 + 0x1000 },
+    intel: { n: 0x200000, after: 0 },
+    amd: { n: 0x200000, after: 0 },
+  };
+  for (const driver of ['arm-smmu-v3', 'intel', 'amd'] as const) {
+    const b = bootSmall('iommu.strict=1', driver);
+    const d = iommuPagingDomainAlloc(b.dev('0000:01:00.0'));
+    iommuMap(d, 0x20_0000, 0x4000_0000, 0x200000, RW);
+    assert.equal(iommuUnmap(d, 0x20_0000, 0x1000), expect[driver]!.n, driver);
+    assert.equal(iommuIovaToPhys(d, 0x20_1000), expect[driver]!.after, driver);
+  }
+});
+
+test('an RMRR is a DIRECT region: identity-mapped in the DMA domain, and the device can never be blocked (EINVAL)', async () => {
+  const { IommuCore } = await import('../../src/iommu/core.js');
+  const { createIntelIommu } = await import('../../src/drivers/intel-vt-d/index.js');
+  const { groupSetDomainInternal } = await import('../../src/iommu/default-domain.js');
+  const { buildConfig } = await import('../../src/pci/config-builder.js');
+  const { buildPciTopology } = await import('../../src/pci/topology.js');
+  const core = new IommuCore({ strict: true });
+  const { ops } = createIntelIommu(core, { rmrrs: [{ start: 0x7b80_0000, length: 0x20_0000, devices: ['0000:00:02.0'] }] });
+  const topo = buildPciTopology([{ bdf: '0000:00:02.0', config: buildConfig({ pcieType: 9, classCode: 0x010802 }), origin: 'synthetic' }]);
+  core.probeDevices(topo.pciBus.devices, ops);
+  const dev = topo.byBdf.get('0000:00:02.0')!.dev;
+  const g = core.groups.get(dev)!;
+  const dom = g.defaultDomain as IommuDomain;
+  assert.equal(iommuIovaToPhys(dom, 0x7b90_0000), 0x7b90_0000);
+  assert.match(core.groups.getGroupResvRegions(g).map((r) => r.type).join(','), /^0/); // DIRECT (0) first
+  assert.throws(() => groupSetDomainInternal(core, g, ops.blockedDomain!), errno('EINVAL'));
+  assert.equal(g.domain, dom); // unchanged
+  core.groups.put(g);
+});
