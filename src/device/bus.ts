@@ -6,6 +6,7 @@
  */
 import { BlockingNotifierHead } from '../base/notifier.js';
 import type { Device } from './device.js';
+import type { DeviceDriver } from './driver.js';
 
 /** Bus notifier events. Values as in include/linux/device/bus.h. */
 export const BusNotify = {
@@ -37,6 +38,13 @@ export class BusType {
   readonly devices: Device[] = [];
   /** Bus notifier chain. Linux: bus_register_notifier() / bus_unregister_notifier(). */
   readonly notifier = new BlockingNotifierHead<BusNotifyEvent, Device>();
+  /**
+   * Called before a driver's probe; throwing aborts the bind with that error.
+   * Set by the IOMMU core (DMA ownership). Linux: bus_type.dma_configure (pci_dma_configure()).
+   */
+  dmaConfigure: ((dev: Device, drv: DeviceDriver) => void) | null = null;
+  /** Called after a driver is unbound (or its probe failed). Linux: bus_type.dma_cleanup (pci_dma_cleanup()). */
+  dmaCleanup: ((dev: Device, drv: DeviceDriver) => void) | null = null;
 
   constructor(name: string) {
     this.name = name;

@@ -96,9 +96,10 @@ export function deviceDel(dev: Device): void {
 /**
  * Bind `drv` to `dev`: BIND_DRIVER (where a notifier may veto by returning
  * NOTIFY_BAD: the bind then fails with EBUSY and DRIVER_NOT_BOUND is sent),
- * then set the driver and send BOUND_DRIVER.
+ * the bus's dma_configure (whose error fails the bind, e.g. EBUSY from DMA
+ * ownership), then set the driver and send BOUND_DRIVER.
  * @throws IommuError EBUSY if a driver is already bound or a notifier vetoed;
- *   ENODEV if the device is not added.
+ *   ENODEV if the device is not added; dma_configure's error.
  * Linux: really_probe() / driver_bound(), drivers/base/dd.c.
  */
 export function deviceBindDriver(dev: Device, drv: DeviceDriver): void {
@@ -108,6 +109,15 @@ export function deviceBindDriver(dev: Device, drv: DeviceDriver): void {
   if (ret === NOTIFY_BAD) {
     dev.bus.notifier.callChain(BusNotify.DRIVER_NOT_BOUND, dev);
     throw new IommuError('EBUSY', `binding ${drv.name} to ${dev.name} refused by a bus notifier`);
+  }
+  // really_probe(): the bus configures DMA (and takes DMA ownership for kernel-DMA drivers) before probe.
+  if (dev.bus.dmaConfigure) {
+    try {
+      dev.bus.dmaConfigure(dev, drv);
+    } catch (e) {
+      dev.bus.notifier.callChain(BusNotify.DRIVER_NOT_BOUND, dev);
+      throw e;
+    }
   }
   dev.driver = drv;
   dev.bus.notifier.callChain(BusNotify.BOUND_DRIVER, dev);
@@ -119,8 +129,10 @@ export function deviceBindDriver(dev: Device, drv: DeviceDriver): void {
  * Linux: device_release_driver(), drivers/base/dd.c.
  */
 export function deviceReleaseDriver(dev: Device): void {
-  if (!dev.driver) return;
+  const drv = dev.driver;
+  if (!drv) return;
   dev.bus.notifier.callChain(BusNotify.UNBIND_DRIVER, dev);
   dev.driver = null;
+  dev.bus.dmaCleanup?.(dev, drv);
   dev.bus.notifier.callChain(BusNotify.UNBOUND_DRIVER, dev);
 }

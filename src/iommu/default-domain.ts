@@ -200,7 +200,7 @@ export function iommuSetupDefaultDomain(core: IommuCore, group: IommuGroup, targ
 export interface StoreTypeOptions {
   /** The writer has CAP_SYS_ADMIN and CAP_SYS_RAWIO (default true). */
   readonly capable?: boolean;
-  /** The group's DMA owner count (bound DMA-API drivers + DMA owners); nonzero refuses a change (EPERM). */
+  /** Override of the group's DMA owner count (bound DMA-API drivers + claims; default: the group's own); nonzero refuses a change (EPERM). */
   readonly ownerCount?: number;
 }
 
@@ -233,7 +233,7 @@ export function iommuGroupStoreType(core: IommuCore, group: IommuGroup, text: st
     cur.typeBits = DOMAIN_TYPE_BITS['DMA-FQ'] | (cur.typeBits & ~DomainBits.DMA_FQ);
     return text.length;
   }
-  if (group.devices.length === 0 || (opts.ownerCount ?? 0) !== 0) {
+  if (group.devices.length === 0 || (opts.ownerCount ?? group.ownerCnt) !== 0) {
     throw new IommuError('EPERM', `group ${group.id}: ${group.devices.length === 0 ? 'no devices' : 'drivers are bound or the group is owned'}`);
   }
   iommuSetupDefaultDomain(core, group, req);

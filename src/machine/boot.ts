@@ -7,7 +7,9 @@
  * iommu=pt early params (drivers/iommu/iommu.c, arch/x86/kernel/pci-dma.c),
  * intel_iommu_init() / amd_iommu_init() → bus_iommu_probe().
  */
-import type { Device } from '../device/device.js';
+import { deviceBindDriver, type Device } from '../device/device.js';
+import { driverByName } from '../device/driver.js';
+import { enableDmaOwnership } from '../iommu/dma-owner.js';
 import { createAmdIommu } from '../drivers/amd-vi/index.js';
 import { createArmSmmuV3 } from '../drivers/arm-smmu-v3/index.js';
 import { createIntelIommu } from '../drivers/intel-vt-d/index.js';
@@ -81,6 +83,11 @@ export interface BootOptions {
   readonly driver?: 'intel' | 'amd' | 'arm-smmu-v3';
   /** Core options beyond the command line. */
   readonly core?: IommuCoreOptions;
+  /**
+   * Bind each function's recorded driver (sysfs `driver` link, lspci "Kernel driver in use") after
+   * the probe, through the DMA-ownership hooks, so the groups' owner counts are the machine's.
+   */
+  readonly bindDrivers?: boolean;
 }
 
 /**
@@ -114,5 +121,12 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
     driver = createIntelIommu(core, { cachingMode: capBit(7) });
   }
   const devices = core.probeDevices(machine.topology.pciBus.devices, driver.ops);
+  enableDmaOwnership(core, machine.topology.pciBus);
+  if (opts.bindDrivers) {
+    for (const pdev of machine.topology.devices) {
+      const name = machine.facts.get(pdev.bdf)?.driver;
+      if (name && !pdev.dev.driver) deviceBindDriver(pdev.dev, driverByName(name));
+    }
+  }
   return { core, ops: driver.ops, unit: driver.unit, devices };
 }
