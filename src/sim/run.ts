@@ -6,6 +6,9 @@
  * A failing step is recorded and the run goes on.
  */
 import { IommuError, isIommuError } from '../base/errno.js';
+import { deviceBindDriver, deviceReleaseDriver } from '../device/device.js';
+import { driverByName } from '../device/driver.js';
+import { iommuDeviceClaimDmaOwner, iommuDeviceReleaseDmaOwner, iommuGroupClaimDmaOwner, iommuGroupReleaseDmaOwner } from '../iommu/dma-owner.js';
 import type { Device } from '../device/device.js';
 import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../io-pgtable/io-pgtable.js';
 import { iommuAttachDevice, iommuAttachGroup, iommuDetachDevice, iommuDetachGroup, iommuDomainFree, iommuPagingDomainAlloc } from '../iommu/attach.js';
@@ -143,6 +146,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
   const { core, unit } = booted;
   const domains = new Map<string, IommuDomain>();
   const handles = new Map<string, { dma: number; size: number }>();
+  const owners = new Map<string, object>();
   const events: TraceEvent[] = [];
   const faults: FaultJson[] = [];
   const devOf = (text: string): Device => {
@@ -218,7 +222,9 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
             core.groups.put(g);
           }
         }
-        ev.text = `detached ${s.device ?? `group ${s.group}`}: back on its default domain`;
+        const owned = s.device !== undefined ? (devOf(s.device).iommuGroup as { owner?: unknown } | null)?.owner : groupOf(s.group!).owner;
+        if (s.device === undefined) core.groups.put(groupOf(s.group!));
+        ev.text = `detached ${s.device ?? `group ${s.group}`}: back on its ${owned ? 'blocking domain (the group is owned)' : 'default domain'}`;
         return;
       }
       case 'map':
@@ -322,6 +328,45 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         core.mem.writeBytes(s.phys, hexBytes(s.data));
         ev.text = `memory ${hex(s.phys)} ← ${s.data.length / 2} bytes`;
         return;
+      case 'bind': {
+        const dev = devOf(s.device);
+        const drv = driverByName(s.driver);
+        deviceBindDriver(dev, drv);
+        ev.text = `${s.device} bound to ${s.driver}${drv.driverManagedDma ? ' (driver_managed_dma)' : ' (kernel DMA API: uses the default domain)'}`;
+        return;
+      }
+      case 'unbind':
+        deviceReleaseDriver(devOf(s.device));
+        ev.text = `${s.device} unbound`;
+        return;
+      case 'claim': {
+        let cookie = owners.get(s.owner);
+        if (!cookie) owners.set(s.owner, (cookie = { owner: s.owner }));
+        if (s.device !== undefined) iommuDeviceClaimDmaOwner(core, devOf(s.device), cookie);
+        else if (s.group !== undefined) {
+          const g = groupOf(s.group);
+          try {
+            iommuGroupClaimDmaOwner(core, g, cookie);
+          } finally {
+            core.groups.put(g);
+          }
+        } else throw new IommuError('EINVAL', 'claim needs a device or a group');
+        ev.text = `DMA ownership of ${s.device ?? `group ${s.group}`} claimed by ${s.owner}: blocking domain`;
+        return;
+      }
+      case 'release': {
+        if (s.device !== undefined) iommuDeviceReleaseDmaOwner(core, devOf(s.device));
+        else if (s.group !== undefined) {
+          const g = groupOf(s.group);
+          try {
+            iommuGroupReleaseDmaOwner(core, g);
+          } finally {
+            core.groups.put(g);
+          }
+        }
+        ev.text = `DMA ownership of ${s.device ?? `group ${s.group}`} released`;
+        return;
+      }
     }
   }
 

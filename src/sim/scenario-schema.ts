@@ -58,6 +58,10 @@ const step = z.discriminatedUnion('op', [
   z.object({ op: z.literal('set-type'), group: num, type: z.string() }),
   z.object({ op: z.literal('fault-handler'), domain: name, handled: z.boolean().default(true) }),
   z.object({ op: z.literal('write-mem'), phys: num, data: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'hex bytes') }),
+  z.object({ op: z.literal('bind'), device: bdf, driver: z.string().min(1) }),
+  z.object({ op: z.literal('unbind'), device: bdf }),
+  z.object({ op: z.literal('claim'), owner: name, device: bdf.optional(), group: num.optional() }),
+  z.object({ op: z.literal('release'), device: bdf.optional(), group: num.optional() }),
 ]);
 
 /** A scenario. */

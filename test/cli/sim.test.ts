@@ -132,3 +132,20 @@ test('sim against a real-kernel snapshot topology (--sysfs)', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sim: driver binding and DMA ownership — EPERM claim while e1000e is bound, EBUSY bind while owned, release, rebind', async () => {
+  const r = await cli(['sim', `${FIXTURES}sim/vfio-claim.json`, '--json']);
+  assert.equal(r.code, 0, r.err);
+  const t = JSON.parse(r.out) as SimTrace;
+  const ev = t.events;
+  assert.equal(ev[0]!.ok, true);
+  assert.equal(ev[1]!.errno, 'EPERM');
+  assert.equal(ev[3]!.ok, true);
+  assert.equal(ev[4]!.errno, 'EBUSY');
+  assert.equal(ev[5]!.ok, true);
+  assert.equal(ev[6]!.fault?.reason, 'blocked'); // the blocking domain while owned
+  assert.equal(ev[10]!.bytes, 3);
+  assert.equal(ev[11]!.fault?.reason, 'not-present'); // outside the user's 1 GiB
+  assert.match(ev[12]!.text, /blocking domain/);
+  assert.equal(ev[15]!.ok, true); // e1000e binds again after release
+});
