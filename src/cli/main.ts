@@ -13,6 +13,7 @@ import { explain, formatExplainText } from './explain.js';
 import { formatGroupsText, formatGroupsTree, groupsReport } from './groups.js';
 import { liveSysfsRoot, loadMachine } from './load.js';
 import { formatSimText, simulate } from './sim.js';
+import { vfioCheckCommand } from './vfio-check.js';
 
 /** Exit codes of the `iommu` command. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -62,6 +63,16 @@ export function buildProgram(
     const machine = await loadMachine(o);
     const e = explain(machine, bdf);
     out(o.json ? JSON.stringify(e, null, 2) + '\n' : formatExplainText(machine, e));
+  });
+
+  sourceOptions(
+    program
+      .command('vfio-check')
+      .description('can this device be passed through with VFIO, and what must change first (prints a plan of sysfs writes; writes nothing)')
+      .argument('<bdf>', 'the function, as [dddd:]bb:dd.f')
+      .option('--json', 'print one JSON document'),
+  ).action(async (bdf: string, o: { sysfs?: string; lspci?: string; json?: boolean }) => {
+    out(await vfioCheckCommand(bdf, o));
   });
 
   program
