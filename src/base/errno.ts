@@ -37,6 +37,7 @@ export const ERRNO = {
   EBADFD: 77,
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
   EPROBE_DEFER: 517,
 } as const;
 

@@ -17,6 +17,7 @@ import { IommuCore, type IommuCoreOptions } from '../iommu/core.js';
 import type { IommuOps } from '../iommu/iommu-ops.js';
 import type { IommuUnit } from '../iommu/iommu-unit.js';
 import type { Machine } from './machine.js';
+import { assertUnprobed } from './predict.js';
 
 /** What the kernel command line says about the IOMMU. */
 export interface IommuCmdline {
@@ -95,8 +96,10 @@ export interface BootOptions {
  * Emulated IOMMUs force strict mode as the kernel does: VT-d in caching mode
  * (cap bit 7), AMD-Vi with NpCache (cap bit 26), read from sysfs when present;
  * QEMU's AMD IOMMU function (1022:0008) has NpCache.
+ * @throws IommuError EBUSY if the machine was already predicted or booted (read the source again).
  */
 export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu {
+  assertUnprobed(machine);
   const cl = parseIommuCmdline(opts.cmdline ?? '');
   const core = new IommuCore({
     ...opts.core,

@@ -2,6 +2,7 @@
  * The model's IOMMU groups for a machine: probe every PCI function the IOMMU
  * covers, in scan order, through pci_device_group().
  */
+import { IommuError } from '../base/errno.js';
 import type { PciDev } from '../pci/pci-dev.js';
 import { PCI_GROUPING_RULES, type GroupDecision, type GroupTraceStep, type PciGroupingRules } from '../iommu/pci-device-group.js';
 import { IommuGroups, type IommuGroup } from '../iommu/group.js';
@@ -51,10 +52,14 @@ export interface PredictOptions {
  * out: an AMD IOMMU's own function, a virtio-iommu's own function and, on AMD platforms read without their
  * IVRS table, the root complex at xx:00.0 next to it (outside every IVHD's
  * device scope on the AMD machines we have seen).
+ * A machine's devices join the groups formed: predict (or boot) a machine once,
+ * and read the source again for another run.
+ * @throws IommuError EBUSY if the machine's devices are already in groups.
  * Linux: bus_iommu_probe() / __iommu_probe_device() / iommu_group_get_for_dev(),
  * drivers/iommu/iommu.c; amd_iommu_probe_device(), drivers/iommu/amd/iommu.c.
  */
 export function predictGroups(machine: Machine, options: PredictOptions = {}): Prediction {
+  assertUnprobed(machine);
   const decide = PCI_GROUPING_RULES[options.rules ?? 'mainline'].decide;
   const registry = new IommuGroups();
   const groupOf = new Map<PciDev, number>();
@@ -117,4 +122,16 @@ export function predictGroups(machine: Machine, options: PredictOptions = {}): P
   }
   const groups = [...members.entries()].sort((a, b) => a[0] - b[0]).map(([id, devices]) => ({ id, devices }));
   return { groups, registry, decisions, groupOf, unprobed, trace, assumptions };
+}
+
+/**
+ * Refuse a second probe of the same machine: its devices already belong to
+ * the groups of the first one.
+ * @throws IommuError EBUSY naming the machine.
+ */
+export function assertUnprobed(machine: Machine): void {
+  const d = machine.topology.devices.find((x) => x.dev.iommuGroup !== null || x.dev.iommu !== null);
+  if (d) {
+    throw new IommuError('EBUSY', `the devices of ${machine.source} are already probed (${d.bdf} is in a group): a machine is predicted or booted once; read the source again for another run`);
+  }
 }

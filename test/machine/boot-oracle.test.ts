@@ -35,3 +35,12 @@ for (const c of fixtureCases('oracle')) {
     }
   });
 }
+
+test('a machine is probed once: a second prediction or boot is EBUSY with a clear message', async () => {
+  const { predictGroups } = await import('../../src/machine/predict.js');
+  const { IommuError } = await import('../../src/base/errno.js');
+  const m = machineFromSysfs(readPciSysfs(openSysfs(`${FIXTURES}oracle/t01-rootport-acs-vs-noacs/sys.tar.gz`)));
+  predictGroups(m);
+  assert.throws(() => predictGroups(m), (e: unknown) => e instanceof IommuError && e.errno === 'EBUSY' && /already probed/.test(e.message));
+  assert.throws(() => bootIommu(m), (e: unknown) => e instanceof IommuError && e.errno === 'EBUSY');
+});
