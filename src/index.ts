@@ -40,6 +40,10 @@ export { createIntelIommu, type IntelIommu, type IntelIommuOptions, type Rmrr } 
 export { createAmdIommu, type AmdIommu, type AmdIommuOptions } from './drivers/amd-vi/index.js';
 export { createArmSmmuV3, type ArmSmmuV3, type ArmSmmuV3Options } from './drivers/arm-smmu-v3/index.js';
 export * from './machine/boot.js';
+export * from './iommu/dma-owner.js';
+export * from './iommufd/index.js';
+export * from './vfio/index.js';
+export * from './machine/vfio-viability.js';
 export { runScenario, scenarioTopology, type SimTrace, type TraceEvent, type FaultJson } from './sim/run.js';
 export { Scenario } from './sim/scenario-schema.js';
 export * from './pci/regs.js';

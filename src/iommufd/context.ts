@@ -443,7 +443,10 @@ export class IommufdContext {
     return this.get(hwptId, 'hwpt_paging').domain;
   }
 
-  /** The HWPT (id) a device is attached to, or null. */
+  /**
+   * The HWPT (id) a device is attached to, or null (inspection).
+   * @throws IommuError EBADF, ENOENT.
+   */
   deviceHwpt(devId: number): number | null {
     const idev = this.get(devId, 'device');
     const a = idev.igroup.attach;

@@ -82,6 +82,11 @@ export class VfioIommuType1 {
   private readonly allowUnsafeInterrupts: boolean;
   private readonly isolatedMsi: boolean;
 
+  /**
+   * A type1 instance with no domain and no mapping.
+   * @param mm the address space vaddrs are pinned from; @param v2 VFIO_TYPE1v2_IOMMU semantics.
+   * Linux: vfio_iommu_type1_open().
+   */
   constructor(core: IommuCore, mm: UserMemory, v2: boolean, opts: VfioType1Options = {}) {
     this.core = core;
     this.mm = mm;
