@@ -333,6 +333,8 @@ type Totals = Record<string, number>;
 function addStats(totals: Totals, model: IovaDomain): void {
   for (const [k, v] of Object.entries(model.getStats())) totals[k] = (totals[k] ?? 0) + v;
 }
+// The properties run with fixed seeds: hundreds of random cases, the same ones on every run, so that the
+// coverage check below (every interesting path was reached) is deterministic rather than flaky.
 function assertReached(totals: Totals, keys: string[]): void {
   for (const k of keys) assert.ok((totals[k] ?? 0) > 0, `generator never exercised ${k}: ${JSON.stringify(totals)}`);
 }
@@ -458,7 +460,7 @@ test('tree allocator (rcaches bypassed) returns exactly the pfns of the literal 
     fc.property(arenaArb, fc.array(fc.oneof(...treeOps), { minLength: 1, maxLength: 120 }), walkArb, (arena, ops, walk) => {
       runBoth(arena, ops, true, totals, walk);
     }),
-    { numRuns: 600 },
+    { numRuns: 600, seed: 1001 },
   );
   assertReached(totals, ['treeAllocs', 'treeAllocFailures', 'treeFrees', 'reserveInserts', 'retryPasses', 'max32Shortcuts']);
 });
@@ -476,7 +478,7 @@ test('long tree-only sequences that fill and drain the space agree with the refe
     fc.property(arenaArb, fc.array(heavyAlloc, { minLength: 50, maxLength: 400 }), walkArb, (arena, ops, walk) => {
       runBoth(arena, ops, false, totals, walk);
     }),
-    { numRuns: 150 },
+    { numRuns: 150, seed: 1002 },
   );
   assertReached(totals, ['retryPasses', 'max32Shortcuts', 'treeAllocFailures']);
 });
@@ -499,7 +501,7 @@ test('fast path (range caches, depot, flushes) agrees with the reference', () =>
         runBoth(arena, ops, false, totals);
       },
     ),
-    { numRuns: 200 },
+    { numRuns: 200, seed: 1003 },
   );
   assertReached(totals, ['rcacheHits', 'rcacheMisses', 'rcacheUncacheable', 'rcacheInserts', 'rcacheBypassFrees', 'rcacheFlushes']);
 });
@@ -528,7 +530,7 @@ test('magazine-scale fast path: bursts fill loaded/prev/depot and trim exactly a
         runBoth(arena, ops, false, totals);
       },
     ),
-    { numRuns: 40 },
+    { numRuns: 40, seed: 1004 },
   );
   assertReached(totals, ['depotPushes', 'depotPops', 'depotTrims', 'rcacheFlushes', 'depotMagazines']);
 });
