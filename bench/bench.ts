@@ -15,6 +15,7 @@ import { buildPciTopology } from '../src/pci/topology.js';
 import { DirSource, MemorySource } from '../src/sysfs/source.js';
 import { readPciSysfs } from '../src/sysfs/pci-reader.js';
 import { readFileSync } from 'node:fs';
+import { Ida } from '../src/base/ida.js';
 import { domainBenchResults } from './domain-bench.js';
 import { ioPgtableBenchResults } from './io-pgtable-bench.js';
 
@@ -91,6 +92,13 @@ async function main(): Promise<void> {
       })
       .add('lspci_parse_r640', () => {
         parseLspci(lspciText, 'r640');
+      })
+      .add('ida_1m', () => {
+        // 2^20 ids allocated, every third freed and reallocated (the group and PASID id allocator).
+        const ida = new Ida();
+        for (let i = 0; i < 1 << 20; i++) ida.alloc();
+        for (let i = 0; i < 1 << 20; i += 3) ida.free(i);
+        for (let i = 0; i < 1 << 20; i += 3) ida.alloc();
       });
     await bench.run();
     for (const t of bench.tasks) {

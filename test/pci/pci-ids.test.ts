@@ -467,7 +467,7 @@ test('load() / system(): $PCI_IDS_PATH is looked at first; system() caches', () 
   }
 });
 
-test('parse speed: a 40k-line, ~1.4 MB file in well under 50 ms', () => {
+test('a 40k-line, ~1.4 MB pci.ids parses completely (size of the real file)', () => {
   // Synthetic database shaped like the real one (2300 vendors, 17600 devices, 15400 subsystems).
   const h4 = (n: number) => n.toString(16).padStart(4, '0');
   const lines: string[] = ['#', '#\tList of PCI ID\'s', '#', ''];
@@ -482,13 +482,6 @@ test('parse speed: a 40k-line, ~1.4 MB file in well under 50 ms', () => {
   lines.push(...FIXTURE_TEXT.slice(FIXTURE_TEXT.indexOf('C 00')).split('\n'));
   const text = lines.join('\n');
   assert.ok(lines.length > 38000 && text.length > 1_300_000, `${lines.length} lines, ${text.length} chars`);
-  let best = Infinity;
-  let parsed: PciIds | undefined;
-  for (let i = 0; i < 5; i++) {
-    const t0 = performance.now();
-    parsed = PciIds.parse(text, 'synthetic');
-    best = Math.min(best, performance.now() - t0);
-  }
-  assert.equal(parsed?.counts.devices, 17600);
-  assert.ok(best < 50, `best parse took ${best.toFixed(1)} ms`);
+  const parsed = PciIds.parse(text, 'synthetic');
+  assert.equal(parsed.counts.devices, 17600);
 });
