@@ -44,7 +44,7 @@ function checkCompatible(domain: IommuDomain, group: IommuGroup): void {
   const first = group.devices[0]?.dev;
   const di = first ? devIommu(first) : null;
   if (!di) throw new IommuError('EINVAL', `group ${group.id} has no device behind an IOMMU`);
-  if (domain.owner !== di.ops) throw new IommuError('EINVAL', `domain ${domain.id} belongs to ${domain.owner.name}, the group's devices to ${di.ops.name}`);
+  if (domain.owner !== (di.ops.domainOwner ?? di.ops)) throw new IommuError('EINVAL', `domain ${domain.id} belongs to ${domain.owner.name}, the group's devices to ${di.ops.name}`);
   if (domain.freed) throw new IommuError('EINVAL', `domain ${domain.id} was freed`);
 }
 

@@ -12,6 +12,7 @@
 import { IommuError, isIommuError } from '../base/errno.js';
 import type { Device } from '../device/device.js';
 import { PhysMem } from '../mem/phys-mem.js';
+import { toPciDev } from '../pci/pci-dev.js';
 import type { IommuDomain } from './domain.js';
 import { IommuGroups, type IommuGroup } from './group.js';
 import type { IommuOps } from './iommu-ops.js';
@@ -43,6 +44,8 @@ export interface DevIommu {
   maxPasids: number;
   /** DMA mask (bytes: the highest addressable byte + 1, e.g. 2^32). Linux: dev->dma_mask. */
   dmaLimit: number;
+  /** For a subdevice: the parent whose IOMMU it borrows, and its PASID there (null: the parent's own requests). */
+  subdevOf: { parent: Device; pasid: number | null } | null;
 }
 
 /** The per-device IOMMU state of `dev`, or null if no IOMMU driver probed it. Linux: dev_iommu_get()/dev->iommu. */
@@ -144,7 +147,8 @@ export class IommuCore {
       domain: null,
       pagingDomainId: -1,
       iotlb: unit.iotlb,
-      maxPasids: 0,
+      subdevOf: null,
+      maxPasids: Math.min(pciMaxPasids(dev), unit.maxPasids),
       dmaLimit: 2 ** 32,
     };
     dev.iommu = di;
@@ -166,7 +170,7 @@ export class IommuCore {
     }
     this.groups.put(group); // the member holds its reference now
     unit.devices.add(dev);
-    if (setupNow) {
+    if (setupNow && !ops.noDefaultDomain) {
       try {
         if (!group.defaultDomain) iommuSetupDefaultDomain(this, group, 0);
         else this.attachNewMember(group, dev);
@@ -205,6 +209,10 @@ export class IommuCore {
       const g = this.probeDevice(dev, ops, false);
       if (!g) continue;
       taken.push(dev);
+      if (ops.noDefaultDomain) {
+        this.groups.put(g);
+        continue;
+      }
       if (!had && !g.defaultDomain && !fresh.includes(g)) fresh.push(g);
       else if (!had && g.defaultDomain) this.attachNewMember(g, dev);
       this.groups.put(g);
@@ -298,4 +306,17 @@ function freeIfDynamic(domain: IommuDomain, ops: IommuOps): void {
   if (domain === ops.identityDomain || domain === ops.blockedDomain || domain.freed) return;
   domain.ops.free?.(domain);
   domain.freed = true;
+}
+
+/**
+ * PASIDs a PCI function can issue: 1 << "Max PASID Width" of its PASID
+ * capability (0 without one, or for non-PCI devices).
+ * Linux: pci_max_pasids(), drivers/pci/ats.c.
+ */
+export function pciMaxPasids(dev: Device): number {
+  const pdev = toPciDev(dev);
+  if (!pdev || !pdev.pasidCap) return 0;
+  const cap = pdev.config.read16(pdev.pasidCap + 4);
+  if (cap === 0xffff) return 0;
+  return 1 << ((cap >> 8) & 0x1f);
 }

@@ -42,7 +42,7 @@ export function iommuDeviceUseDefaultDomain(core: IommuCore, dev: Device): void 
   const g = groupOf(core, dev);
   if (!g) return;
   if (!g.defaultDomain) throw new IommuError('EPROBE_DEFER', `${dev.name}: group ${g.id} has no default domain yet`);
-  if (g.ownerCnt !== 0 && (g.domain !== g.defaultDomain || g.owner !== null)) {
+  if (g.ownerCnt !== 0 && (g.domain !== g.defaultDomain || g.owner !== null || g.pasidArray.size !== 0)) {
     throw new IommuError('EBUSY', `${dev.name}: group ${g.id} is ${g.owner !== null ? 'owned for user DMA' : 'not on its default domain'}: a kernel-DMA driver cannot bind`);
   }
   g.ownerCnt++;
@@ -85,8 +85,8 @@ export function groupBlockingDomain(group: IommuGroup): IommuDomain {
 
 /** Linux: __iommu_take_dma_ownership(). */
 function takeOwnership(core: IommuCore, group: IommuGroup, owner: DmaOwnerCookie): void {
-  if (group.domain && group.domain !== group.defaultDomain) {
-    throw new IommuError('EBUSY', `group ${group.id} is attached to a non-default domain`);
+  if ((group.domain && group.domain !== group.defaultDomain) || group.pasidArray.size !== 0) {
+    throw new IommuError('EBUSY', `group ${group.id} is attached to a non-default domain${group.pasidArray.size ? ' or has PASIDs attached' : ''}`);
   }
   const blocking = groupBlockingDomain(group);
   groupSetDomainInternal(core, group, blocking);
@@ -135,8 +135,8 @@ export function iommuDeviceClaimDmaOwner(core: IommuCore, dev: Device, owner: Dm
 
 /** Linux: __iommu_release_dma_ownership(). */
 function releaseOwnership(core: IommuCore, group: IommuGroup): void {
-  if (group.ownerCnt === 0 || group.owner === null) {
-    core.log.push(`WARN: release of DMA ownership of group ${group.id}, which is not owned`);
+  if (group.ownerCnt === 0 || group.owner === null || group.pasidArray.size !== 0) {
+    core.log.push(`WARN: release of DMA ownership of group ${group.id}, which is not owned or still has PASIDs attached`);
     return;
   }
   group.ownerCnt = 0;

@@ -109,6 +109,11 @@ export interface IommuDomainOps {
   flushIotlbAll?(domain: IommuDomain): void;
   /** Release the domain's resources (page tables). Linux: free. */
   free?(domain: IommuDomain): void;
+  /**
+   * Make `domain` translate `dev`'s requests tagged with `pasid` (replacing `old`).
+   * Missing: the driver cannot attach per PASID (EOPNOTSUPP). Linux: set_dev_pasid.
+   */
+  setDevPasid?(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | null): void;
 }
 
 let nextDomainId = 1;
@@ -161,6 +166,8 @@ export class IommuDomain {
   plainPgtable = false;
   /** The DMA API's IOVA space and flush queue of a DMA domain, created on first use. Linux: iommu_domain.iova_cookie. */
   dmaCookie: object | null = null;
+  /** (unit, PASID) pairs the domain is attached at, for PASID-tagged IOTLB invalidation: key `${unit.name}/${pasid}`. */
+  readonly pasidAttachments = new Map<string, { unit: IommuUnit; pasid: number; count: number }>();
 
   constructor(init: {
     type: IommuDomainType;
@@ -367,6 +374,7 @@ export function iommuUnmap(domain: IommuDomain, iova: number, size: number): num
     if (n > 0) {
       const units = domain.unitList;
       for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateRange(domain.id, 0, iova, n);
+      if (domain.pasidAttachments.size !== 0) for (const a of domain.pasidAttachments.values()) a.unit.iotlb.invalidateRange(domain.id, a.pasid, iova, n);
     }
     return n;
   }

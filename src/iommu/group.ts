@@ -155,6 +155,9 @@ export class IommuGroup implements DeviceIommuGroupRef {
   /** Count of DMA-API driver bindings or same-owner claims. Linux: iommu_group::owner_cnt. */
   ownerCnt = 0;
 
+  /** Domains attached per PASID (written by the PASID layer). Linux: iommu_group::pasid_array. */
+  readonly pasidArray = new Map<number, IommuDomainRef>();
+
   /** @internal Use {@link IommuGroups.alloc}. @throws IommuError EINVAL when called directly. */
   constructor(token: symbol, registry: IommuGroups, id: number) {
     if (token !== CREATE) throw new IommuError('EINVAL', 'IommuGroup: allocate groups with IommuGroups.alloc()');

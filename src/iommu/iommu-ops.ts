@@ -52,4 +52,11 @@ export interface IommuOps {
   getResvRegions?(dev: Device): IommuResvRegion[];
   /** Whether the IOMMU of `dev` has a capability. Linux: capable. */
   capable?(dev: Device, cap: IommuCap): boolean;
+  /**
+   * For ops that delegate to another driver (subdevices on their parent's IOMMU):
+   * the ops whose domains these devices accept. Default: these ops.
+   */
+  readonly domainOwner?: IommuOps;
+  /** Devices of these ops get no default domain (unmanaged domains only, e.g. subdevices). */
+  readonly noDefaultDomain?: boolean;
 }

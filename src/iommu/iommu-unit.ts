@@ -42,6 +42,8 @@ export interface IommuUnitOptions {
   readonly fwnode?: FwNode | null;
   /** How many fault records to keep (default 1024; the count keeps going). */
   readonly faultLogSize?: number;
+  /** PASIDs the unit supports (0: none; default 2^20). Linux: iommu_device.max_pasids. */
+  readonly maxPasids?: number;
 }
 
 /** An IOMMU unit. Linux: struct iommu_device. */
@@ -62,6 +64,8 @@ export class IommuUnit {
   faultCount = 0;
   /** Faults no handler took. */
   unhandledFaults = 0;
+  /** PASIDs the unit supports (0: none). Linux: iommu_device.max_pasids. */
+  readonly maxPasids: number;
   private readonly faultLogSize: number;
 
   constructor(name: string, ops: IommuOps, opts: IommuUnitOptions = {}) {
@@ -70,6 +74,7 @@ export class IommuUnit {
     this.fwnode = opts.fwnode ?? null;
     this.iotlb = new Iotlb({ entries: opts.iotlbEntries ?? 512, ways: opts.iotlbWays ?? 4 });
     this.faultLogSize = opts.faultLogSize ?? 1024;
+    this.maxPasids = opts.maxPasids ?? 1 << 20;
   }
 
   /** Record a fault (the oldest record is dropped when the log is full). */

@@ -47,7 +47,13 @@ export function iommuTranslate(core: IommuCore, dev: Device, iova: number, acces
 function translateSlow(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null): number {
   const di = dev.iommu as DevIommu | null;
   if (di === null) return iova;
-  const domain = di.domain;
+  // A subdevice issues its DMA through its parent, tagged with its PASID (or as the parent's own requests).
+  if (di.subdevOf !== null) return iommuTranslate(core, di.subdevOf.parent, iova, access, di.subdevOf.pasid ?? pasid);
+  let domain = di.domain;
+  if (pasid !== null && pasid !== IOTLB_NO_PASID) {
+    const g = dev.iommuGroup as { pasidArray?: Map<number, unknown> } | null;
+    domain = ((g?.pasidArray?.get(pasid) ?? null) as IommuDomain | null);
+  }
   if (domain === null) return fault(core, dev, di, null, iova, access, pasid, 'no-translation');
   const tlbPasid = pasid === null ? IOTLB_NO_PASID : pasid;
   if (domain.pgtable !== null) {

@@ -9,6 +9,7 @@ import {
   PCI_CAP_ID_EXP,
   PCI_CAPABILITY_LIST,
   PCI_EXT_CAP_ID_ACS,
+  PCI_EXT_CAP_ID_PASID,
   PCI_HEADER_TYPE,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
@@ -30,12 +31,16 @@ export interface FunctionSpec {
   readonly pcieType?: number;
   /** An ACS capability with these Capability and Control registers. */
   readonly acs?: { readonly cap: number; readonly ctrl: number };
+  /** A PASID capability with this Max PASID Width (bits; 1 << width PASIDs). */
+  readonly pasidWidth?: number;
 }
 
 /** Offset of the PCIe capability in built config spaces. */
 export const BUILT_PCIE_CAP = 0x40;
 /** Offset of the ACS capability in built config spaces. */
 export const BUILT_ACS_CAP = 0x100;
+/** Offset of the PASID capability in built config spaces that also have ACS (else it takes 0x100). */
+export const BUILT_PASID_CAP = 0x140;
 
 /** A 4096-byte config space (256 bytes for conventional PCI) for `spec`. */
 export function buildConfig(spec: FunctionSpec): Uint8Array {
@@ -66,10 +71,15 @@ export function buildConfig(spec: FunctionSpec): Uint8Array {
     b[BUILT_PCIE_CAP] = PCI_CAP_ID_EXP;
     b[BUILT_PCIE_CAP + 1] = 0;
     w16(BUILT_PCIE_CAP + 2, 0x2 | (spec.pcieType! << 4));
+    const pasidAt = spec.acs ? BUILT_PASID_CAP : BUILT_ACS_CAP;
     if (spec.acs) {
-      w32(BUILT_ACS_CAP, PCI_EXT_CAP_ID_ACS | (1 << 16));
+      w32(BUILT_ACS_CAP, PCI_EXT_CAP_ID_ACS | (1 << 16) | (spec.pasidWidth !== undefined ? BUILT_PASID_CAP << 20 : 0));
       w16(BUILT_ACS_CAP + PCI_ACS_CAP, spec.acs.cap);
       w16(BUILT_ACS_CAP + PCI_ACS_CTRL, spec.acs.ctrl);
+    }
+    if (spec.pasidWidth !== undefined) {
+      w32(pasidAt, PCI_EXT_CAP_ID_PASID | (1 << 16));
+      w16(pasidAt + 4, (spec.pasidWidth & 0x1f) << 8); // PASID Capability: Max PASID Width, bits 12:8
     }
   }
   return b;

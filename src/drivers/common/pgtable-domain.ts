@@ -45,10 +45,15 @@ export function pgtableDomainOps(hooks: PgtableDomainHooks = {}): IommuDomainOps
       const size = gather.end - gather.start;
       const units = domain.unitList;
       for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateRange(domain.id, IOTLB_NO_PASID, gather.start, size);
+      for (const a of domain.pasidAttachments.values()) a.unit.iotlb.invalidateRange(domain.id, a.pasid, gather.start, size);
     },
     flushIotlbAll(domain): void {
       const units = domain.unitList;
       for (let i = 0; i < units.length; i++) units[i]!.iotlb.invalidateDomain(domain.id);
+      for (const a of domain.pasidAttachments.values()) a.unit.iotlb.invalidateDomain(domain.id);
+    },
+    setDevPasid(domain: IommuDomain, dev: Device): void {
+      hooks.checkAttach?.(domain, dev);
     },
     free(domain): void {
       domain.pgtable!.free();
@@ -73,5 +78,5 @@ export function pgtableDomain(owner: IommuOps, ops: IommuDomainOps, pgtable: IoP
 
 /** A static identity or blocked domain of `owner`. Linux: the drivers' identity_domain / blocked_domain. */
 export function staticDomain(owner: IommuOps, type: 'identity' | 'blocked'): IommuDomain {
-  return new IommuDomain({ type, owner, ops: { attachDev: () => undefined } });
+  return new IommuDomain({ type, owner, ops: { attachDev: () => undefined, setDevPasid: () => undefined } });
 }
