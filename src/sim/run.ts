@@ -8,6 +8,8 @@
 import { IommuError, isIommuError } from '../base/errno.js';
 import { deviceBindDriver, deviceReleaseDriver } from '../device/device.js';
 import { driverByName } from '../device/driver.js';
+import { iommuAllocGlobalPasid, iommuAttachDevicePasid, iommuDetachDevicePasid, iommuFreeGlobalPasid, IOMMU_PASID_INVALID } from '../iommu/pasid.js';
+import { createSubdevice, removeSubdevice, subdevAttach, subdevDetach } from '../iommu/subdev.js';
 import { iommuDeviceClaimDmaOwner, iommuDeviceReleaseDmaOwner, iommuGroupClaimDmaOwner, iommuGroupReleaseDmaOwner } from '../iommu/dma-owner.js';
 import type { Device } from '../device/device.js';
 import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../io-pgtable/io-pgtable.js';
@@ -104,6 +106,7 @@ export function scenarioTopology(fns: readonly TopologyFunction[]): Machine {
       ...(pcieType !== undefined ? { pcieType } : {}),
       ...(isBridge ? { bridge: { primary: b.bus, secondary: f.secondary ?? b.bus + 1, subordinate: f.subordinate ?? f.secondary ?? b.bus + 1 } } : {}),
       ...(f.acs === true ? { acs: { cap: ACS_ALL, ctrl: ACS_ALL } } : f.acs === 'disabled' ? { acs: { cap: ACS_ALL, ctrl: 0 } } : {}),
+      ...(f.pasidWidth !== undefined ? { pasidWidth: f.pasidWidth } : {}),
     };
     return { bdf: f.bdf, config: buildConfig(spec), origin: 'synthetic' as const };
   });
@@ -149,7 +152,18 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
   const owners = new Map<string, object>();
   const events: TraceEvent[] = [];
   const faults: FaultJson[] = [];
+  const subdevs = new Map<string, Device>();
+  const pasids = new Map<string, number>();
+  const pasidOf = (p: number | string | undefined): number | null => {
+    if (p === undefined) return null;
+    if (typeof p === 'number') return p;
+    const v = pasids.get(p);
+    if (v === undefined) throw new IommuError('EINVAL', `no PASID named ${p}`, { input: p });
+    return v;
+  };
   const devOf = (text: string): Device => {
+    const sd = subdevs.get(text);
+    if (sd) return sd;
     const b = parseBdf(text);
     const pdev = b ? m.topology.byBdf.get(formatBdf(b.domain, b.bus, b.devfn)) : undefined;
     if (!pdev) throw new IommuError('ENODEV', `no PCI function ${text}`, { input: text });
@@ -242,7 +256,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         const dev = devOf(s.device);
         const before = unit.iotlb.stats().hits;
         const access = s.access === 'write' ? IOMMU_WRITE : IOMMU_READ;
-        const phys = iommuTranslate(core, dev, s.iova, access, s.pasid ?? null);
+        const phys = iommuTranslate(core, dev, s.iova, access, pasidOf(s.pasid));
         const hit = unit.iotlb.stats().hits > before;
         const dom = devIommu(dev)?.domain ?? null;
         if (phys < 0) {
@@ -255,11 +269,11 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         if (hit) ev.via = dom?.pgtable && dom.pgtable.iovaToPhys(s.iova) === 0 ? 'iotlb-stale' : 'iotlb';
         else ev.via = dom?.pgtable ? 'walk' : 'identity';
         const how = { iotlb: 'IOTLB hit', 'iotlb-stale': 'IOTLB hit on a STALE entry (unmapped, invalidation still queued)', walk: 'page walk', identity: 'identity', fault: '' }[ev.via];
-        ev.text = `translate ${s.device} ${s.access} ${hex(s.iova)} → ${hex(phys)} (${how})`;
+        ev.text = `translate ${s.device}${s.pasid !== undefined ? ` PASID ${pasidOf(s.pasid)}` : ''} ${s.access} ${hex(s.iova)} → ${hex(phys)} (${how})`;
         return;
       }
       case 'write': {
-        const r = dmaWrite(core, devOf(s.device), s.iova, hexBytes(s.data), s.pasid ?? null);
+        const r = dmaWrite(core, devOf(s.device), s.iova, hexBytes(s.data), pasidOf(s.pasid));
         ev.bytes = r.bytes;
         ev.ok = r.fault === null;
         ev.text = `DMA write ${s.device} ${hex(s.iova)} ${r.bytes} bytes${r.fault ? `, then FAULT (${r.fault.reason})` : ''}`;
@@ -267,7 +281,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
       }
       case 'read': {
         const buf = new Uint8Array(s.length);
-        const r = dmaRead(core, devOf(s.device), s.iova, buf, s.pasid ?? null);
+        const r = dmaRead(core, devOf(s.device), s.iova, buf, pasidOf(s.pasid));
         ev.bytes = r.bytes;
         ev.ok = r.fault === null;
         ev.data = Buffer.from(buf.subarray(0, r.bytes)).toString('hex');
@@ -327,6 +341,54 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
       case 'write-mem':
         core.mem.writeBytes(s.phys, hexBytes(s.data));
         ev.text = `memory ${hex(s.phys)} ← ${s.data.length / 2} bytes`;
+        return;
+      case 'pasid-alloc': {
+        const p = iommuAllocGlobalPasid(core, devOf(s.device));
+        if (p === IOMMU_PASID_INVALID) throw new IommuError('ENOSPC', `no global PASID for ${s.device} (IOMMU_PASID_INVALID)`);
+        pasids.set(s.as, p);
+        ev.text = `global PASID ${p} allocated for ${s.device} (${s.as})`;
+        return;
+      }
+      case 'pasid-free': {
+        const p = pasidOf(s.pasid)!;
+        iommuFreeGlobalPasid(core, p);
+        if (typeof s.pasid === 'string') pasids.delete(s.pasid);
+        ev.text = `global PASID ${p} freed`;
+        return;
+      }
+      case 'pasid-attach': {
+        const p = pasidOf(s.pasid)!;
+        iommuAttachDevicePasid(core, domOf(s.domain), devOf(s.device), p);
+        ev.text = `domain ${s.domain} attached to ${s.device} at PASID ${p}`;
+        return;
+      }
+      case 'pasid-detach': {
+        const p = pasidOf(s.pasid)!;
+        iommuDetachDevicePasid(core, domOf(s.domain), devOf(s.device), p);
+        ev.text = `PASID ${p} of ${s.device} detached (blocked)`;
+        return;
+      }
+      case 'subdev-create': {
+        if (subdevs.has(s.name)) throw new IommuError('EEXIST', `a subdevice named ${s.name} exists`);
+        const sd = createSubdevice(core, devOf(s.parent), s.name);
+        subdevs.set(s.name, sd);
+        const gid = (sd.iommuGroup as { id: number }).id;
+        ev.text = `subdevice ${s.name} of ${s.parent} created in IOMMU group ${gid}`;
+        return;
+      }
+      case 'subdev-attach': {
+        const p = subdevAttach(core, domOf(s.domain), devOf(s.device));
+        ev.text = `domain ${s.domain} attached to subdevice ${s.device} ${p === null ? 'as its parent\'s primary domain (no PASID support)' : `at PASID ${p} of its parent`}`;
+        return;
+      }
+      case 'subdev-detach':
+        subdevDetach(core, domOf(s.domain), devOf(s.device));
+        ev.text = `subdevice ${s.device} detached from ${s.domain}`;
+        return;
+      case 'subdev-remove':
+        removeSubdevice(core, devOf(s.device));
+        subdevs.delete(s.device);
+        ev.text = `subdevice ${s.device} removed`;
         return;
       case 'bind': {
         const dev = devOf(s.device);

@@ -32,6 +32,8 @@ export const TopologyFunction = z.object({
   subordinate: num.optional(),
   /** ACS capability with every required flag enabled (true), present but disabled ("disabled"), or absent (false/omitted). */
   acs: z.union([z.boolean(), z.literal('disabled')]).optional(),
+  /** A PCIe PASID capability with this Max PASID Width (1 << width PASIDs). */
+  pasidWidth: z.number().int().min(1).max(20).optional(),
 });
 
 const step = z.discriminatedUnion('op', [
@@ -41,9 +43,9 @@ const step = z.discriminatedUnion('op', [
   z.object({ op: z.literal('detach'), domain: name, device: bdf.optional(), group: num.optional() }),
   z.object({ op: z.literal('map'), domain: name, iova: num, phys: num, size: num, prot }),
   z.object({ op: z.literal('unmap'), domain: name, iova: num, size: num }),
-  z.object({ op: z.literal('translate'), device: bdf, iova: num, access: z.enum(['read', 'write']).default('read'), pasid: num.optional() }),
-  z.object({ op: z.literal('write'), device: bdf, iova: num, data: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'hex bytes'), pasid: num.optional() }),
-  z.object({ op: z.literal('read'), device: bdf, iova: num, length: num, pasid: num.optional() }),
+  z.object({ op: z.literal('translate'), device: bdf, iova: num, access: z.enum(['read', 'write']).default('read'), pasid: z.union([num, name]).optional() }),
+  z.object({ op: z.literal('write'), device: bdf, iova: num, data: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'hex bytes'), pasid: z.union([num, name]).optional() }),
+  z.object({ op: z.literal('read'), device: bdf, iova: num, length: num, pasid: z.union([num, name]).optional() }),
   z.object({ op: z.literal('dma-map'), device: bdf, phys: num, size: num, dir: z.enum(['bidirectional', 'to-device', 'from-device']).default('bidirectional'), as: name }),
   z.object({ op: z.literal('dma-unmap'), device: bdf, handle: name }),
   z.object({ op: z.literal('dma-mask'), device: bdf, bits: num }),
@@ -62,6 +64,14 @@ const step = z.discriminatedUnion('op', [
   z.object({ op: z.literal('unbind'), device: bdf }),
   z.object({ op: z.literal('claim'), owner: name, device: bdf.optional(), group: num.optional() }),
   z.object({ op: z.literal('release'), device: bdf.optional(), group: num.optional() }),
+  z.object({ op: z.literal('pasid-alloc'), device: bdf, as: name }),
+  z.object({ op: z.literal('pasid-free'), pasid: z.union([num, name]) }),
+  z.object({ op: z.literal('pasid-attach'), domain: name, device: bdf, pasid: z.union([num, name]) }),
+  z.object({ op: z.literal('pasid-detach'), domain: name, device: bdf, pasid: z.union([num, name]) }),
+  z.object({ op: z.literal('subdev-create'), parent: bdf, name }),
+  z.object({ op: z.literal('subdev-attach'), domain: name, device: name }),
+  z.object({ op: z.literal('subdev-detach'), domain: name, device: name }),
+  z.object({ op: z.literal('subdev-remove'), device: name }),
 ]);
 
 /** A scenario. */

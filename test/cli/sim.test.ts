@@ -149,3 +149,20 @@ test('sim: driver binding and DMA ownership — EPERM claim while e1000e is boun
   assert.match(ev[12]!.text, /blocking domain/);
   assert.equal(ev[15]!.ok, true); // e1000e binds again after release
 });
+
+test('sim: subdevices get their own groups and a PASID of their parent; PASID-tagged DMA translates through the domain at that PASID', async () => {
+  const r = await cli(['sim', `${FIXTURES}sim/pasid-subdevices.json`, '--json']);
+  assert.equal(r.code, 0, r.err);
+  const t = JSON.parse(r.out) as SimTrace;
+  const ev = t.events;
+  assert.deepEqual(t.groups.filter((g) => g.type === 'unknown').map((g) => g.devices), [['wq0'], ['wq1'], ['nopasid']]);
+  assert.match(ev[8]!.text, /at PASID 1 of its parent/);
+  assert.match(ev[9]!.text, /at PASID 2 of its parent/);
+  assert.equal(ev[10]!.data, '11111111');
+  assert.equal(ev[11]!.data, '22222222');
+  assert.equal(ev[12]!.data, '22222222'); // the parent's own PASID-2 requests: wq1's domain
+  assert.equal(ev[13]!.fault?.reason, 'no-translation'); // nothing attached at PASID 7
+  assert.equal(ev[15]!.fault?.reason, 'not-present'); // detached: wq0's requests are the parent's RID traffic
+  assert.equal(ev[18]!.phys, '0x50000000');
+  assert.match(ev[21]!.text, /primary domain/);
+});
