@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { Ida } from '../src/base/ida.js';
 import { domainBenchResults } from './domain-bench.js';
 import { ioPgtableBenchResults } from './io-pgtable-bench.js';
+import { pasidAllocFreeBench } from './ioasid-bench.js';
 
 interface Result {
   name: string;
@@ -32,6 +33,8 @@ interface Result {
   rme_percent?: number;
   /** Page-table memory of the map4k workload (bytes). */
   pgtable_bytes?: number;
+  /** pasid_alloc_free: ns/op at several sizes, to show linear growth. */
+  linearity?: unknown;
 }
 
 const DEVICES = 10_000;
@@ -117,6 +120,9 @@ async function main(): Promise<void> {
   for (const r of await domainBenchResults()) results.push({ ...r });
   process.stderr.write('io-pgtable workloads…\n');
   for (const r of await ioPgtableBenchResults()) results.push({ ...r });
+  process.stderr.write('PASID allocator…\n');
+  const p = pasidAllocFreeBench();
+  results.push({ name: p.name, ns_per_op: p.ns_per_op, ops: p.ops, linearity: p.linearity } as Result);
   process.stdout.write(JSON.stringify({ results }, null, 2) + '\n');
 }
 

@@ -51,6 +51,7 @@ export function formatSimText(t: SimTrace): string {
     const mark = e.ok ? pc.green('✓') : e.fault ? pc.red('✗') : pc.yellow('!');
     out.push(`${String(e.step).padStart(3)} ${mark} ${e.text}`);
     if (e.fault) out.push(pc.dim(`        fault: ${e.fault.access} ${e.fault.iova} by ${e.fault.device}, ${e.fault.reason}, domain ${e.fault.domain}${e.fault.handled ? ', handled by the domain\'s fault handler' : ', no handler: counted and logged'}`));
+    for (const n of e.notifications ?? []) out.push(pc.cyan(`        → ${n.subscriber}: ${n.cmd.toUpperCase()} IOASID ${n.id} (set ${n.set}, pdata ${JSON.stringify(n.pdata)})`));
   }
   out.push('');
   out.push(`faults: ${t.faults.length}; IOTLB: ${t.iotlb['hits']} hits, ${t.iotlb['misses']} misses, ${t.iotlb['evictions']} evictions`);

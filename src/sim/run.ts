@@ -9,6 +9,7 @@ import { IommuError, isIommuError } from '../base/errno.js';
 import { deviceBindDriver, deviceReleaseDriver } from '../device/device.js';
 import { driverByName } from '../device/driver.js';
 import { iommuAllocGlobalPasid, iommuAttachDevicePasid, iommuDetachDevicePasid, iommuFreeGlobalPasid, IOMMU_PASID_INVALID } from '../iommu/pasid.js';
+import { IoasidAllocator, IOASID_NOTIFY_BIND, IOASID_NOTIFY_FREE, IOASID_NOTIFY_UNBIND, type IoasidNotifierCallback, type IoasidSet } from '../iommu/ioasid.js';
 import { createSubdevice, removeSubdevice, subdevAttach, subdevDetach } from '../iommu/subdev.js';
 import { iommuDeviceClaimDmaOwner, iommuDeviceReleaseDmaOwner, iommuGroupClaimDmaOwner, iommuGroupReleaseDmaOwner } from '../iommu/dma-owner.js';
 import type { Device } from '../device/device.js';
@@ -63,6 +64,8 @@ export interface TraceEvent {
   bytes?: number;
   /** The fault this step caused. */
   fault?: FaultJson;
+  /** IOASID notifications delivered during this step, in delivery order. */
+  notifications?: { subscriber: string; cmd: 'free' | 'bind' | 'unbind'; id: number; set: string; pdata: unknown }[];
 }
 
 /** The whole trace. */
@@ -150,6 +153,23 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
   const domains = new Map<string, IommuDomain>();
   const handles = new Map<string, { dma: number; size: number }>();
   const owners = new Map<string, object>();
+  // IOASIDs (the 2020 allocator): sets, ids by name, subscribers whose deliveries land in the current step.
+  const ioasid = new IoasidAllocator();
+  const sets = new Map<string, IoasidSet>();
+  const setNames = new Map<number, string>();
+  const ioasids = new Map<string, number>();
+  const subscribers = new Map<string, { cb: IoasidNotifierCallback; set: IoasidSet | null }>();
+  let delivered: NonNullable<TraceEvent['notifications']> = [];
+  const setOf = (n: string): IoasidSet => {
+    const x = sets.get(n);
+    if (!x) throw new IommuError('EINVAL', `no IOASID set named ${n}`, { input: n });
+    return x;
+  };
+  const ioasidOf = (n: string): number => {
+    const v = ioasids.get(n);
+    if (v === undefined) throw new IommuError('EINVAL', `no IOASID named ${n}`, { input: n });
+    return v;
+  };
   const events: TraceEvent[] = [];
   const faults: FaultJson[] = [];
   const subdevs = new Map<string, Device>();
@@ -182,6 +202,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
   scenario.steps.forEach((s: ScenarioStep, i) => {
     const ev: TraceEvent = { step: i, op: s.op, ok: true, text: '' };
     const faultsBefore = unit.faultCount;
+    delivered = [];
     try {
       run(s, ev);
     } catch (e) {
@@ -191,6 +212,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         ev.text = `${s.op}: ${e.errno}: ${e.message}`;
       } else throw e;
     }
+    if (delivered.length) ev.notifications = delivered;
     if (unit.faultCount > faultsBefore && lastFault) {
       ev.fault = faultJson(lastFault);
       faults.push(ev.fault);
@@ -390,6 +412,63 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         subdevs.delete(s.device);
         ev.text = `subdevice ${s.device} removed`;
         return;
+      case 'ioasid-set': {
+        if (sets.has(s.name)) throw new IommuError('EEXIST', `an IOASID set named ${s.name} exists`);
+        const set = ioasid.allocSet({ name: s.name }, s.quota);
+        sets.set(s.name, set);
+        setNames.set(set.id, s.name);
+        ev.text = `IOASID set ${s.name} (id ${set.id}, quota ${set.quota})`;
+        return;
+      }
+      case 'ioasid-set-free': {
+        const set = setOf(s.set);
+        ioasid.freeSet(set);
+        sets.delete(s.set);
+        for (const [k, v] of ioasids) if (!ioasid.has(v)) ioasids.delete(k);
+        ev.text = `IOASID set ${s.set} freed with all its ids`;
+        return;
+      }
+      case 'ioasid-alloc': {
+        const id = ioasid.alloc(setOf(s.set), s.min, s.max, { name: s.as });
+        ioasids.set(s.as, id);
+        ev.text = `IOASID ${id} allocated in set ${s.set} (${s.as})`;
+        return;
+      }
+      case 'ioasid-free': {
+        const id = ioasidOf(s.ioasid);
+        ioasid.free(setOf(s.set), id);
+        ioasids.delete(s.ioasid);
+        ev.text = `IOASID ${id} freed`;
+        return;
+      }
+      case 'ioasid-subscribe': {
+        if (subscribers.has(s.name)) throw new IommuError('EEXIST', `a subscriber named ${s.name} exists`);
+        const who = s.name;
+        const cb: IoasidNotifierCallback = (a) => {
+          delivered.push({ subscriber: who, cmd: a.cmd === IOASID_NOTIFY_FREE ? 'free' : a.cmd === IOASID_NOTIFY_BIND ? 'bind' : 'unbind', id: a.id, set: setNames.get(a.setId) ?? String(a.setId), pdata: a.pdata ?? null });
+        };
+        const set = s.set !== undefined ? setOf(s.set) : null;
+        if (set) ioasid.registerSetNotifier(set, cb);
+        else ioasid.registerNotifier(cb);
+        subscribers.set(s.name, { cb, set });
+        ev.text = `${s.name} subscribed to IOASID notifications${set ? ` of set ${s.set}` : ''}`;
+        return;
+      }
+      case 'ioasid-unsubscribe': {
+        const sub = subscribers.get(s.name);
+        if (!sub) throw new IommuError('ENOENT', `no subscriber named ${s.name}`, { input: s.name });
+        if (sub.set) ioasid.unregisterSetNotifier(sub.set, sub.cb);
+        else ioasid.unregisterNotifier(sub.cb);
+        subscribers.delete(s.name);
+        ev.text = `${s.name} unsubscribed`;
+        return;
+      }
+      case 'ioasid-notify': {
+        const id = ioasidOf(s.ioasid);
+        ioasid.notify(id, s.cmd === 'bind' ? IOASID_NOTIFY_BIND : IOASID_NOTIFY_UNBIND);
+        ev.text = `IOASID ${id}: ${s.cmd.toUpperCase()} published`;
+        return;
+      }
       case 'bind': {
         const dev = devOf(s.device);
         const drv = driverByName(s.driver);

@@ -72,6 +72,13 @@ const step = z.discriminatedUnion('op', [
   z.object({ op: z.literal('subdev-attach'), domain: name, device: name }),
   z.object({ op: z.literal('subdev-detach'), domain: name, device: name }),
   z.object({ op: z.literal('subdev-remove'), device: name }),
+  z.object({ op: z.literal('ioasid-set'), name, quota: num }),
+  z.object({ op: z.literal('ioasid-set-free'), set: name }),
+  z.object({ op: z.literal('ioasid-alloc'), set: name, min: num.default(1), max: num.default(0xfffff), as: name }),
+  z.object({ op: z.literal('ioasid-free'), set: name, ioasid: name }),
+  z.object({ op: z.literal('ioasid-subscribe'), name, set: name.optional() }),
+  z.object({ op: z.literal('ioasid-unsubscribe'), name }),
+  z.object({ op: z.literal('ioasid-notify'), ioasid: name, cmd: z.enum(['bind', 'unbind']) }),
 ]);
 
 /** A scenario. */

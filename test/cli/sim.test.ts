@@ -166,3 +166,16 @@ test('sim: subdevices get their own groups and a PASID of their parent; PASID-ta
   assert.equal(ev[18]!.phys, '0x50000000');
   assert.match(ev[21]!.text, /primary domain/);
 });
+
+test('sim: IOASID sets, quotas and notifications — subscribers get id, set and private data; FREE from free and from freeing the set', async () => {
+  const r = await cli(['sim', `${FIXTURES}sim/ioasid-notifications.json`, '--json']);
+  assert.equal(r.code, 0, r.err);
+  const ev = (JSON.parse(r.out) as SimTrace).events;
+  assert.equal(ev[6]!.errno, 'ENOSPC'); // quota 2
+  assert.deepEqual(ev[8]!.notifications!.map((n) => `${n.subscriber}:${n.cmd}:${n.id}:${n.set}`), ['vmm-pasid-table:bind:1:vm1', 'idxd-driver:bind:1:vm1']);
+  assert.deepEqual(ev[9]!.notifications!.map((n) => n.subscriber), ['vmm-pasid-table']); // vm2: no per-set subscriber
+  assert.deepEqual(ev[10]!.notifications!.map((n) => `${n.subscriber}:${n.cmd}`), ['vmm-pasid-table:free', 'idxd-driver:free']);
+  assert.deepEqual(ev[10]!.notifications![0]!.pdata, { name: 'a' });
+  assert.deepEqual(ev[12]!.notifications!.map((n) => `${n.subscriber}:${n.cmd}:${n.id}`), ['idxd-driver:free:2']); // the unsubscribed one never runs
+  assert.match(ev[13]!.text, /IOASID 1 allocated/); // lowest free again
+});
