@@ -175,6 +175,14 @@ export interface ArmLpaeS1Cfg extends IoPgtableCfg {
   readonly quirks: 0;
 }
 
+/** The level whose leaves are `pgsize` bytes (1: 1G, 2: 2M, 3: 4K), or -1 for an unsupported size. */
+function leafLevel(pgsize: number): number {
+  return pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : -1;
+}
+
+/** 1 / (leaf size) per level. */
+const LEVEL_INV = [0, INV_L1, INV_L2, INV_L3];
+
 /**
  * An Arm LPAE stage-1 I/O page table (4 KiB granule, 48-bit IAS/OAS, 4 levels)
  * in simulated physical memory. See the module documentation for the exact
@@ -276,21 +284,12 @@ export class ArmLpaeS1Pgtable implements IoPgtable {
   /** mapPages() without the cached fast path. */
   private mapSlow(iova: number, paddr: number, pgsize: number, count: number, prot: number): number {
     this.error = null;
-    let lvl: number;
-    let inv: number; // 1 / pgsize
-    if (pgsize === SZ_4K) {
-      lvl = 3;
-      inv = INV_L3;
-    } else if (pgsize === SZ_2M) {
-      lvl = 2;
-      inv = INV_L2;
-    } else if (pgsize === SZ_1G) {
-      lvl = 1;
-      inv = INV_L1;
-    } else {
+    const lvl = leafLevel(pgsize);
+    if (lvl < 0) {
       this.error = 'EINVAL'; // WARN_ON(!pgsize || (pgsize & cfg->pgsize_bitmap) != pgsize)
       return 0;
     }
+    const inv = LEVEL_INV[lvl]!; // 1 / pgsize
     if (
       this.freed ||
       !(iova >= 0 && paddr >= 0 && count >= 0) ||
@@ -415,20 +414,9 @@ export class ArmLpaeS1Pgtable implements IoPgtable {
 
   /** unmapPages() without the cached fast path. */
   private unmapSlow(iova: number, pgsize: number, count: number): number {
-    let lvl: number;
-    let inv: number;
-    if (pgsize === SZ_4K) {
-      lvl = 3;
-      inv = INV_L3;
-    } else if (pgsize === SZ_2M) {
-      lvl = 2;
-      inv = INV_L2;
-    } else if (pgsize === SZ_1G) {
-      lvl = 1;
-      inv = INV_L1;
-    } else {
-      return 0;
-    }
+    const lvl = leafLevel(pgsize);
+    if (lvl < 0) return 0;
+    const inv = LEVEL_INV[lvl]!;
     if (this.freed || !(iova >= 0 && count >= 1) || iova >= ADDR_LIMIT || Math.floor(iova * inv) !== iova * inv || Math.floor(count) !== count) {
       return 0;
     }
