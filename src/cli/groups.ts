@@ -13,6 +13,7 @@ import type { Machine } from '../machine/machine.js';
 import { compareGroups, type Disagreement } from '../machine/compare.js';
 import { predictGroups, type Prediction } from '../machine/predict.js';
 import { lspciLine } from './describe.js';
+import { firmwareIommuUnits, type FirmwareUnits } from '../machine/firmware-units.js';
 import type { PciGroupingRules } from '../iommu/pci-device-group.js';
 
 /** One device in the JSON output. */
@@ -22,6 +23,11 @@ export interface GroupDeviceJson {
   device: string;
   class: string;
   driver: string | null;
+  /**
+   * The IOMMU unit translating the device (`dmar0`, `ivhd0`), or null: the kernel's `iommu` link, or with
+   * `--predict` (and for machines without an active IOMMU) the unit the firmware tables assign; null when unknown.
+   */
+  iommu: string | null;
 }
 
 /** One group in the JSON output. */
@@ -60,16 +66,26 @@ export interface GroupsOptions {
 export function groupsReport(machine: Machine, opts: GroupsOptions): { json: GroupsJson; prediction: Prediction } {
   const prediction = predictGroups(machine, { rules: opts.rules ?? 'mainline' });
   const useKernel = machine.kernelGroups !== null && !opts.predict;
+  const fw = useKernel ? null : firmwareUnitsOrNote(machine);
+  const unitOf = (pdev: PciDev): string | null => (useKernel ? machine.facts.get(pdev.bdf)?.iommu ?? null : fw?.units.get(pdev.bdf) ?? null);
+  const deviceJson = (pdev: PciDev): GroupDeviceJson => ({
+    bdf: pdev.bdf,
+    vendor: hex(pdev.vendor, 4),
+    device: hex(pdev.device, 4),
+    class: hex(pdev.classCode, 6),
+    driver: machine.facts.get(pdev.bdf)?.driver ?? null,
+    iommu: unitOf(pdev),
+  });
   const groups: GroupJson[] = [];
   const ungrouped: { bdf: string; why: string }[] = [];
   if (useKernel) {
     for (const [id, bdfs] of [...machine.kernelGroups!].sort((a, b) => a[0] - b[0])) {
-      groups.push({ id, devices: bdfs.map((b) => deviceJson(machine, machine.topology.byBdf.get(b)!)) });
+      groups.push({ id, devices: bdfs.map((b) => deviceJson(machine.topology.byBdf.get(b)!)) });
     }
     const grouped = new Set(groups.flatMap((g) => g.devices.map((d) => d.bdf)));
     for (const d of machine.topology.devices) if (!grouped.has(d.bdf)) ungrouped.push({ bdf: d.bdf, why: 'the kernel put it in no IOMMU group' });
   } else {
-    for (const g of prediction.groups) groups.push({ id: g.id, devices: g.devices.map((d) => deviceJson(machine, d)) });
+    for (const g of prediction.groups) groups.push({ id: g.id, devices: g.devices.map((d) => deviceJson(d)) });
     for (const u of prediction.unprobed) ungrouped.push({ bdf: u.pdev.bdf, why: u.why });
   }
   const disagreements = useKernel ? compareGroups(machine, prediction).disagreements.slice() : [];
@@ -88,14 +104,14 @@ export function groupsReport(machine: Machine, opts: GroupsOptions): { json: Gro
   };
 }
 
-function deviceJson(machine: Machine, pdev: PciDev): GroupDeviceJson {
-  return {
-    bdf: pdev.bdf,
-    vendor: hex(pdev.vendor, 4),
-    device: hex(pdev.device, 4),
-    class: hex(pdev.classCode, 6),
-    driver: machine.facts.get(pdev.bdf)?.driver ?? null,
-  };
+/** The firmware's units, or null (no tables, or a table that does not parse: said in the machine's notes). */
+function firmwareUnitsOrNote(machine: Machine): FirmwareUnits | null {
+  try {
+    return firmwareIommuUnits(machine);
+  } catch (e) {
+    (machine.notes as string[]).push(`the ACPI IOMMU table could not be used to name IOMMU units: ${(e as Error).message}`);
+    return null;
+  }
 }
 
 /** Text rendering of the report: one block per group. */

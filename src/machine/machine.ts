@@ -48,6 +48,8 @@ export interface Machine {
   readonly iommuKind: IommuKind;
   /** ACPI IVRS table present (or an AMD IOMMU function seen). Input to pci_quirk_amd_sb_acs. */
   readonly acpiIvrsPresent: boolean;
+  /** ACPI tables the source had (DMAR, IVRS, IORT, …: raw bytes), empty when unreadable or for lspci text. */
+  readonly acpiTables: Readonly<Record<string, Uint8Array>>;
   /** IOMMU unit attributes from sysfs (unit → file → text), e.g. `dmar0` → `cap`. Empty for lspci sources. */
   readonly iommuUnitAttrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Functions whose config space could not be read in full (< 256 bytes: not root). */
@@ -120,6 +122,7 @@ export function machineFromSysfs(r: PciSysfsReading): Machine {
     iommuKind,
     acpiIvrsPresent: ivrs,
     iommuUnitAttrs: r.iommuUnitAttrs,
+    acpiTables: r.acpiTables,
     truncatedConfig: r.truncatedConfig,
     notes,
   };
@@ -176,6 +179,7 @@ export function machineFromLspci(r: LspciParseResult, source: string): Machine {
     iommuKind,
     acpiIvrsPresent: hasAmdIommuFn,
     iommuUnitAttrs: {},
+    acpiTables: {},
     truncatedConfig: truncated,
     notes,
   };
@@ -202,6 +206,7 @@ export function machineFromTopology(topology: PciTopology, opts: { iommuKind?: I
     iommuKind: opts.iommuKind ?? 'intel',
     acpiIvrsPresent: opts.acpiIvrsPresent ?? false,
     iommuUnitAttrs: {},
+    acpiTables: {},
     truncatedConfig: [],
     notes: [...topology.problems],
   };
