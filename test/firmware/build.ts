@@ -29,3 +29,14 @@ export function table(b: Bytes): Uint8Array {
 export function fixture(name: string): Uint8Array {
   return new Uint8Array(readFileSync(FIXTURES + 'firmware/' + name));
 }
+
+/** A copy of `good` with `patch` applied and the checksum byte (offset 9) recomputed — the length field is left as patched. */
+export function patched(good: Uint8Array, patch: (b: Uint8Array) => void): Uint8Array {
+  const b = Uint8Array.from(good);
+  patch(b);
+  b[9] = 0;
+  let s = 0;
+  for (const x of b) s = (s + x) & 0xff;
+  b[9] = (256 - s) & 0xff;
+  return b;
+}

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDmar, resolveDmarScope } from '../../src/firmware/dmar.js';
 import { isIommuError } from '../../src/base/errno.js';
-import { Bytes, fixture, header, table } from './build.js';
+import { Bytes, fixture, header, table, patched } from './build.js';
 
 const einval = (fn: () => unknown, re: RegExp): void =>
   assert.throws(fn, (e: unknown) => isIommuError(e, 'EINVAL') && /DMAR/.test(e.message) && re.test(e.message));
@@ -61,15 +61,7 @@ test('hand-built DMAR (VT-d §8.1/§8.3/§8.4): every field', () => {
 test('DMAR errors: overrun, zero length, bad scope, truncation', () => {
   const good = handDmar();
   for (let n = 0; n < good.length; n++) einval(() => parseDmar(good.subarray(0, n), 'x'), /truncated/);
-  const mk = (patch: (b: Uint8Array) => void): Uint8Array => {
-    const b = Uint8Array.from(good);
-    patch(b);
-    b[9] = 0;
-    let s = 0;
-    for (const x of b) s = (s + x) & 0xff;
-    b[9] = (256 - s) & 0xff;
-    return b;
-  };
+  const mk = (patch: (b: Uint8Array) => void): Uint8Array => patched(good, patch);
   einval(() => parseDmar(mk((b) => { b[50] = 0xff; }), 'x'), /type 0 at offset 0x30 \(length 255\) runs past the end of the table/);
   einval(() => parseDmar(mk((b) => { b[50] = 0; }), 'x'), /offset 0x30 has invalid length 0/);
   einval(() => parseDmar(mk((b) => { b[50] = 8; }), 'x'), /DRHD at offset 0x30 has length 8/);

@@ -4,7 +4,7 @@ import * as tar from 'tar';
 import { ivhdCoverage, parseIvrs } from '../../src/firmware/ivrs.js';
 import { isIommuError } from '../../src/base/errno.js';
 import { FIXTURES } from '../fixtures.js';
-import { fixture, header, table } from './build.js';
+import { fixture, header, table, patched } from './build.js';
 
 const einval = (fn: () => unknown, re: RegExp): void =>
   assert.throws(fn, (e: unknown) => isIommuError(e, 'EINVAL') && /IVRS/.test(e.message) && re.test(e.message));
@@ -101,15 +101,7 @@ test('hand-built IVRS (AMD IOMMU spec §5.2): SELECT, START/END, ALIAS_SELECT, S
 test('IVRS errors: overrun, zero length, truncation, unknown variable entry', () => {
   const good = handIvrs();
   for (let n = 0; n < good.length; n++) einval(() => parseIvrs(good.subarray(0, n), 'x'), /truncated/);
-  const mk = (patch: (b: Uint8Array) => void): Uint8Array => {
-    const b = Uint8Array.from(good);
-    patch(b);
-    b[9] = 0;
-    let s = 0;
-    for (const x of b) s = (s + x) & 0xff;
-    b[9] = (256 - s) & 0xff;
-    return b;
-  };
+  const mk = (patch: (b: Uint8Array) => void): Uint8Array => patched(good, patch);
   einval(() => parseIvrs(mk((b) => { b[50] = 0xff; }), 'x'), /block type 0x10 at offset 0x30 \(length 255\) runs past/);
   einval(() => parseIvrs(mk((b) => { b[50] = 0; }), 'x'), /offset 0x30 has invalid length 0/);
   einval(() => parseIvrs(mk((b) => { b[50] = 20; }), 'x'), /shorter than its 24-byte header/);
