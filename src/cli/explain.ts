@@ -3,7 +3,7 @@
  * through pci_device_group(), with the ACS bits and quirks behind each step,
  * and how every other member of the group got there.
  */
-import pc from 'picocolors';
+import { pc } from './style.js';
 import { IommuError } from '../base/errno.js';
 import { parseBdf, formatBdf, type PciDev } from '../pci/pci-dev.js';
 import { PCIE_TYPE_NAMES } from '../pci/regs.js';

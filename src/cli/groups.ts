@@ -6,7 +6,7 @@
  * `{"source": "kernel" | "model", "groups": [{"id": number, "devices": [{"bdf", "vendor", "device", "class", "driver"}]}], "disagreements": [...]}`
  * plus the extensions documented in the README.
  */
-import pc from 'picocolors';
+import { pc } from './style.js';
 import type { PciDev } from '../pci/pci-dev.js';
 import { hex } from '../pci/pci-dev.js';
 import type { Machine } from '../machine/machine.js';

@@ -13,6 +13,7 @@ import { explain, formatExplainText } from './explain.js';
 import { formatGroupsText, formatGroupsTree, groupsReport } from './groups.js';
 import { liveSysfsRoot, loadMachine } from './load.js';
 import { formatSimText, simulate } from './sim.js';
+import { setColor, wantColor } from './style.js';
 import { vfioCheckCommand } from './vfio-check.js';
 
 /** Exit codes of the `iommu` command. */
@@ -28,14 +29,20 @@ function sourceOptions(cmd: Command): Command {
 export function buildProgram(
   out: (s: string) => void = (s) => process.stdout.write(s),
   err: (s: string) => void = (s) => process.stderr.write(s),
+  colorEnv: { env: NodeJS.ProcessEnv; isTty: boolean } = { env: {}, isTty: false },
 ): Command {
   const program = new Command();
   program.configureOutput({ writeErr: err, writeOut: out, outputError: (s, write) => write(s) });
   program
     .name('iommu')
     .description('The Linux IOMMU core, modelled: IOMMU groups, why devices share them, snapshots of /sys')
+    .option('--color', 'colour the text output (default: when standard output is a terminal and NO_COLOR is unset)')
+    .option('--no-color', 'never colour the text output')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (cmd) => {
+      setColor(wantColor(cmd.opts<{ color?: boolean }>().color, colorEnv.env, colorEnv.isTty));
+    });
 
   sourceOptions(
     program
@@ -105,9 +112,15 @@ export function buildProgram(
   return program;
 }
 
-/** Run the CLI with `argv` (without node and script); returns the exit code. */
+/**
+ * Run the CLI with `argv` (without node and script); returns the exit code.
+ * Text goes to `out` (default: standard output) and messages to `err`; text
+ * written to a caller's `out` is coloured only with `--color` (the environment's
+ * NO_COLOR/FORCE_COLOR apply to standard output only).
+ */
 export async function run(argv: string[], out?: (s: string) => void, err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
-  const program = buildProgram(out, err);
+  const colorEnv = out === undefined ? { env: process.env, isTty: process.stdout.isTTY === true } : { env: {}, isTty: false };
+  const program = buildProgram(out, err, colorEnv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.OK;

@@ -5,7 +5,7 @@
  * cannot be read or does not validate is a failure (exit 1).
  */
 import { readFileSync } from 'node:fs';
-import pc from 'picocolors';
+import { pc } from './style.js';
 import { IommuError } from '../base/errno.js';
 import { Scenario } from '../sim/scenario-schema.js';
 import { runScenario, type SimTrace } from '../sim/run.js';

@@ -8,7 +8,7 @@
  * "resetMethods", "plan": [{"write", "value"}]}` plus the documented extensions
  * (`groupSource`, `members`, `directMappedRegions`, `directMappedChecked`, `iommuActive`, `input`, `notes`).
  */
-import pc from 'picocolors';
+import { pc } from './style.js';
 import { IommuError } from '../base/errno.js';
 import { machineFromSysfs, type Machine } from '../machine/machine.js';
 import { vfioCheck, type VfioCheckOptions, type VfioCheckReport } from '../machine/vfio-viability.js';
