@@ -48,6 +48,12 @@ export class Device {
    */
   iommu: object | null = null;
   /**
+   * The device's IOMMU firmware spec (the IOMMU's firmware node and the IDs the
+   * device uses towards it), set by firmware parsing before the IOMMU probe and
+   * opaque here. Linux: dev->iommu->fwspec (struct iommu_fwspec).
+   */
+  iommuFwspec: object | null = null;
+  /**
    * The bus-specific device that embeds this one (a PciDev), or null.
    * Linux: container_of(dev, struct pci_dev, dev) — to_pci_dev().
    */

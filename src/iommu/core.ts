@@ -10,7 +10,9 @@
  * iommu_release_device(), iommu_set_dma_strict(), drivers/iommu/iommu.c.
  */
 import { IommuError, isIommuError } from '../base/errno.js';
+import { BusNotify, type BusNotifyEvent, type BusType } from '../device/bus.js';
 import type { Device } from '../device/device.js';
+import { devIommuFwspec, iommuFromFwnode } from './fwspec.js';
 import { PhysMem } from '../mem/phys-mem.js';
 import { toPciDev } from '../pci/pci-dev.js';
 import type { IommuDomain } from './domain.js';
@@ -78,8 +80,18 @@ interface Timer {
 export class IommuCore {
   /** IOMMU groups. */
   readonly groups: IommuGroups;
-  /** Registered IOMMU units. */
+  /** Registered IOMMU units, in registration order. Linux: iommu_device_list. */
   readonly units: IommuUnit[] = [];
+  /** Buses the core probes and watches. Linux: iommu_buses[]. */
+  readonly buses: BusType[] = [];
+  /** The last probe error of each device a bus notifier failed to probe (cleared on removal). */
+  readonly probeErrors = new Map<Device, unknown>();
+  /** The device whose probe is running firmware configuration (it counts as having IOMMU state). */
+  probingDevice: Device | null = null;
+  private readonly firmwareConfig: ((core: IommuCore, dev: Device) => void)[] = [];
+  private readonly privateBuses = new Map<IommuUnit, BusType>();
+  /** The unit each removed device was translated by: its later DMA faults there. */
+  private readonly removedFrom = new WeakMap<Device, IommuUnit>();
   /** Physical memory (data and page tables). */
   readonly mem: PhysMem;
   /** The global default domain type. Linux: iommu_def_domain_type. */
@@ -114,11 +126,167 @@ export class IommuCore {
     if (this.defDomainType === 'DMA-FQ') this.defDomainType = 'DMA';
   }
 
-  /** Register a unit. Linux: iommu_device_register() (the registration part; probing is separate). */
-  registerUnit(unit: IommuUnit): void {
+  /**
+   * Watch a bus: devices added to it later are probed (BUS_NOTIFY_ADD_DEVICE)
+   * and released when removed (BUS_NOTIFY_REMOVED_DEVICE); registering a unit
+   * probes the devices already on it. Errors of a hotplug probe are logged and
+   * kept in {@link probeErrors}, never thrown into the bus (Linux ignores them).
+   * @throws IommuError EEXIST if the bus is already watched.
+   * Linux: iommu_subsys_init() → iommu_bus_init() (bus_register_notifier() with iommu_bus_notifier()) for each of iommu_buses[].
+   */
+  watchBus(bus: BusType): void {
+    if (this.buses.includes(bus)) throw new IommuError('EEXIST', `bus ${bus.name} is already watched by the IOMMU core`);
+    bus.notifier.register(this.busNotifier);
+    this.buses.push(bus);
+  }
+
+  private readonly busNotifier = (event: BusNotifyEvent, dev: Device): number => {
+    if (event === BusNotify.ADD_DEVICE) {
+      try {
+        const g = this.iommuProbeDevice(dev);
+        if (g) this.groups.put(g);
+      } catch (e) {
+        this.probeErrors.set(dev, e);
+        this.log.push(`iommu: probe of ${dev.name} failed: ${(e as Error).message}`);
+      }
+    } else if (event === BusNotify.REMOVED_DEVICE) {
+      this.probeErrors.delete(dev);
+      this.releaseDevice(dev, true);
+    }
+    return 0; // NOTIFY_DONE
+  };
+
+  /**
+   * Add firmware parsing that gives devices their firmware spec (DT `iommus`,
+   * ACPI IORT or VIOT): run for a device without one before it is probed.
+   * It may throw (EPROBE_DEFER when the IOMMU is not registered yet): the
+   * device is then probed without a spec, as in Linux.
+   * Linux: the bus dma_configure path (of_iommu_configure(), acpi_iommu_configure_id()) that iommu_init_device() runs.
+   */
+  addFirmwareConfig(fn: (core: IommuCore, dev: Device) => void): void {
+    this.firmwareConfig.push(fn);
+  }
+
+  /**
+   * Register a unit, then probe the devices of every watched bus that are not
+   * probed yet (each by the driver of its firmware spec's node, or without a
+   * spec by the unit registered without a node). On an error of that probe the
+   * unit is unregistered again (its devices released) and the error thrown.
+   * @throws IommuError EEXIST if the unit (or one of its name) is registered; a probe error.
+   * Linux: iommu_device_register(), drivers/iommu/iommu.c.
+   */
+  iommuDeviceRegister(unit: IommuUnit): void {
+    this.addUnit(unit);
+    try {
+      for (const bus of this.buses) this.busIommuProbe(bus);
+    } catch (e) {
+      this.iommuDeviceUnregister(unit);
+      throw e;
+    }
+    unit.ready = true;
+  }
+
+  /**
+   * Register a unit that serves one private bus only (the iommufd selftest
+   * mock): hook that bus's notifier and probe its devices.
+   * @throws IommuError EEXIST as {@link iommuDeviceRegister}; a probe error (the unit is unregistered again).
+   * Linux: iommu_device_register_bus(), drivers/iommu/iommu.c.
+   */
+  iommuDeviceRegisterBus(unit: IommuUnit, bus: BusType): void {
+    this.addUnit(unit);
+    bus.notifier.register(this.busNotifier);
+    this.privateBuses.set(unit, bus);
+    try {
+      this.busIommuProbe(bus);
+    } catch (e) {
+      this.iommuDeviceUnregister(unit);
+      throw e;
+    }
+    unit.ready = true;
+  }
+
+  private addUnit(unit: IommuUnit): void {
     if (this.units.includes(unit)) throw new IommuError('EEXIST', `IOMMU ${unit.name} is already registered`);
     if (this.units.some((u) => u.name === unit.name)) throw new IommuError('EEXIST', `an IOMMU named ${unit.name} is already registered`);
     this.units.push(unit);
+  }
+
+  /**
+   * Unregister a unit: release exactly the devices it translates (each leaves
+   * its group; a group goes with its last member), then drop it from the list.
+   * @throws IommuError ENODEV if the unit is not registered.
+   * Linux: iommu_device_unregister() → remove_iommu_group() → iommu_release_device(), iommu_device_unregister_bus().
+   */
+  iommuDeviceUnregister(unit: IommuUnit): void {
+    const i = this.units.indexOf(unit);
+    if (i < 0) throw new IommuError('ENODEV', `IOMMU ${unit.name} is not registered`);
+    for (const dev of [...unit.devices]) this.releaseDevice(dev);
+    this.units.splice(i, 1);
+    unit.ready = false;
+    const bus = this.privateBuses.get(unit);
+    if (bus) {
+      bus.notifier.unregister(this.busNotifier);
+      this.privateBuses.delete(unit);
+    }
+  }
+
+  /**
+   * The ops that probe `dev`: those of the unit its firmware spec names, or
+   * without a spec those of the first unit registered without a firmware node
+   * (only one of VT-d, AMD-Vi, s390, PAMU or legacy SMMUv2 can be present),
+   * or null. Never "every driver, asked in turn".
+   * Linux: iommu_fwspec_ops(), drivers/iommu/iommu.c.
+   */
+  opsForDevice(dev: Device): IommuOps | null {
+    const spec = devIommuFwspec(dev);
+    return iommuFromFwnode(this, spec ? spec.iommuFwnode : null)?.ops ?? null;
+  }
+
+  /**
+   * Probe one device by construction: firmware parsing gives it a spec if it
+   * has none, then the ops of {@link opsForDevice} probe it ({@link probeDevice}).
+   * @returns the group with a reference for the caller, or null when no driver takes the device (ENODEV).
+   * @throws IommuError as {@link probeDevice}.
+   * Linux: iommu_probe_device(), __iommu_probe_device(), iommu_init_device().
+   */
+  iommuProbeDevice(dev: Device, setupNow = true): IommuGroup | null {
+    if (dev.iommuGroup) return this.groups.get(dev)!;
+    this.firmwareConfigure(dev);
+    const ops = this.opsForDevice(dev);
+    if (!ops) return null;
+    return this.probeDevice(dev, ops, setupNow);
+  }
+
+  private firmwareConfigure(dev: Device): void {
+    if (devIommuFwspec(dev) || dev.driver) return;
+    this.probingDevice = dev;
+    try {
+      for (const fn of this.firmwareConfig) {
+        try {
+          fn(this, dev);
+        } catch (e) {
+          this.log.push(`iommu: firmware configuration of ${dev.name}: ${(e as Error).message}`);
+        }
+        if (devIommuFwspec(dev)) return;
+      }
+    } finally {
+      this.probingDevice = null;
+    }
+  }
+
+  /**
+   * Probe every device of `bus` not probed yet, each by its own driver, then
+   * set up each new group's default domain once all its devices are in.
+   * @returns the devices probed now.
+   * @throws IommuError a probe error other than ENODEV (devices probed before it stay probed).
+   * Linux: bus_iommu_probe(), drivers/iommu/iommu.c.
+   */
+  busIommuProbe(bus: BusType): Device[] {
+    return this.probeBatch(bus.devices, (dev) => {
+      if (dev.iommuGroup) return null;
+      this.firmwareConfigure(dev);
+      return this.opsForDevice(dev);
+    });
   }
 
   /**
@@ -202,9 +370,16 @@ export class IommuCore {
    * Linux: bus_iommu_probe(), drivers/iommu/iommu.c.
    */
   probeDevices(devices: readonly Device[], ops: IommuOps): Device[] {
+    return this.probeBatch(devices, () => ops);
+  }
+
+  private probeBatch(devices: readonly Device[], opsFor: (dev: Device) => IommuOps | null): Device[] {
     const taken: Device[] = [];
     const fresh: IommuGroup[] = [];
-    for (const dev of devices) {
+    const list = [...devices]; // a probe may add devices to the bus
+    for (const dev of list) {
+      const ops = opsFor(dev);
+      if (!ops) continue;
       const had = dev.iommuGroup !== null;
       const g = this.probeDevice(dev, ops, false);
       if (!g) continue;
@@ -226,12 +401,14 @@ export class IommuCore {
 
   /**
    * Release a device: detach it, leave its group (the group goes with its last
-   * member and its domains with it), forget its IOMMU state.
+   * member and its domains with it), forget its IOMMU state. `removed` (the
+   * device left its bus): its DMA from now on faults at the unit that translated it.
    * Linux: iommu_release_device(), __iommu_group_remove_device(), iommu_deinit_device().
    */
-  releaseDevice(dev: Device): void {
+  releaseDevice(dev: Device, removed = false): void {
     const di = devIommu(dev);
     if (!di) return;
+    if (removed) this.removedFrom.set(dev, di.unit);
     const group = dev.iommuGroup ? this.groups.get(dev) : null;
     if (di.domain) untrackAttach(di.domain, dev, di);
     di.unit.devices.delete(dev);
@@ -251,6 +428,16 @@ export class IommuCore {
     }
     di.ops.releaseDevice?.(dev);
     dev.iommu = null;
+  }
+
+  /**
+   * The unit that translated `dev` before it was removed from its bus and is
+   * not probed again since, or null. Requests such a device still issues hit a
+   * cleared context entry there and fault.
+   */
+  removedDeviceUnit(dev: Device): IommuUnit | null {
+    if (dev.iommu !== null || dev.registered) return null;
+    return this.removedFrom.get(dev) ?? null;
   }
 
   /** Run `fn` at simulated time `at` (ns). Linux: a timer_list (the flush-queue timer). */

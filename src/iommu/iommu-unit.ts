@@ -66,6 +66,8 @@ export class IommuUnit {
   unhandledFaults = 0;
   /** PASIDs the unit supports (0: none). Linux: iommu_device.max_pasids. */
   readonly maxPasids: number;
+  /** Set once registration (and its bus probe) has completed. Linux: iommu_device.ready. */
+  ready = false;
   private readonly faultLogSize: number;
 
   constructor(name: string, ops: IommuOps, opts: IommuUnitOptions = {}) {

@@ -114,6 +114,8 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
     const v = parseInt(cap.slice(-8), 16);
     return Number.isFinite(v) && Math.floor(v / 2 ** bit) % 2 === 1;
   };
+  // iommu_subsys_init(): the core watches the PCI bus; each unit's registration probes its devices.
+  core.watchBus(machine.topology.pciBus);
   let driver: { ops: IommuOps; unit: IommuUnit };
   if (kind === 'amd') {
     const qemu = machine.topology.devices.some((d) => d.vendor === 0x1022 && d.device === 0x0008);
@@ -123,7 +125,7 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
   } else {
     driver = createIntelIommu(core, { cachingMode: capBit(7) });
   }
-  const devices = core.probeDevices(machine.topology.pciBus.devices, driver.ops);
+  const devices = machine.topology.pciBus.devices.filter((d) => d.iommu !== null);
   enableDmaOwnership(core, machine.topology.pciBus);
   if (opts.bindDrivers) {
     for (const pdev of machine.topology.devices) {

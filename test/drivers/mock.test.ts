@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIommuError } from '../../src/base/errno.js';
 import { BusType } from '../../src/device/bus.js';
+import { iommuFwspecInit } from '../../src/iommu/fwspec.js';
 import { Device, deviceAdd } from '../../src/device/device.js';
 import { IommuCore } from '../../src/iommu/core.js';
 import { iommuIovaToPhys, iommuMap, iommuUnmap } from '../../src/iommu/domain.js';
@@ -174,8 +175,12 @@ test('mock: injected attach failure leaves the device on its old domain; a faili
   assert.equal(mock.bus.devices.some((x) => x.name === 'doomed'), false);
   mock.faultRate = 0;
   assert.ok(mock.createDevice('doomed').iommuGroup);
-  // A device added to the mock bus directly is probed too (the bus notifier).
+  // A device added to the mock bus directly is probed by the bus notifier only if it names the mock's fwnode.
   const raw = new Device('raw', mock.bus, null, mock.fwnode);
   deviceAdd(raw);
-  assert.ok(raw.iommuGroup);
+  assert.equal(raw.iommuGroup, null, 'no firmware spec, and no unit registered without a node: nobody probes it');
+  const named = new Device('named', mock.bus, null, mock.fwnode);
+  iommuFwspecInit(core, named, mock.fwnode);
+  deviceAdd(named);
+  assert.ok(named.iommuGroup);
 });

@@ -1,5 +1,6 @@
 // virtio-iommu: the device's request rules (virtio 1.2 §5.13) and the Linux driver over it.
 import { test } from 'node:test';
+import { devIommuFwspec } from '../../src/iommu/fwspec.js';
 import assert from 'node:assert/strict';
 import { isIommuError } from '../../src/base/errno.js';
 import { IommuCore } from '../../src/iommu/core.js';
@@ -133,6 +134,7 @@ function machine() {
   ];
   const topo = buildPciTopology(fns.map(([bdf, s]) => ({ bdf, config: buildConfig(s), origin: 'synthetic' as const })));
   const core = new IommuCore({ strict: true });
+  core.watchBus(topo.pciBus); // the registration probes the bus
   const dev = (bdf: string) => topo.byBdf.get(bdf)!.dev;
   return { core, topo, dev };
 }
@@ -141,8 +143,10 @@ test('virtio-iommu driver: probes only the endpoints of its topology; PCI groupi
   const { core, topo, dev } = machine();
   const device = new VirtioIommuDevice({ endpoints: [0x08, 0x10] });
   const vio = createVirtioIommu(core, device, { endpoints: new Set(['0000:00:01.0', '0000:00:02.0']) });
-  const taken = core.probeDevices(topo.pciBus.devices, vio.ops);
+  const taken = topo.pciBus.devices.filter((d) => d.iommu !== null);
   assert.deepEqual(taken.map((d) => d.name), ['0000:00:01.0', '0000:00:02.0']);
+  assert.deepEqual(devIommuFwspec(dev('0000:00:02.0'))?.ids, [0x10], 'the topology gave it a firmware spec with its endpoint ID');
+  assert.equal(devIommuFwspec(dev('0000:00:03.0')), null);
   assert.equal(dev('0000:00:03.0').iommuGroup, null);
   assert.throws(() => vio.ops.probeDevice(dev('0000:00:03.0')), (e) => isIommuError(e, 'ENODEV'));
   assert.notEqual(dev('0000:00:01.0').iommuGroup!.id, dev('0000:00:02.0').iommuGroup!.id);
@@ -153,13 +157,13 @@ test('virtio-iommu driver: probes only the endpoints of its topology; PCI groupi
   assert.equal(device.endpointDomain(0x08), vio.domainId(core.groups.get(dev('0000:00:01.0'))!.domain as never));
   // A listed endpoint the device does not know: the PROBE fails (ENOENT), the core gets no group.
   const { core: core2, dev: dev2 } = machine();
-  const vio2 = createVirtioIommu(core2, new VirtioIommuDevice({ endpoints: [] }), { endpoints: new Set(['0000:00:01.0']) });
-  assert.throws(() => core2.probeDevice(dev2('0000:00:01.0'), vio2.ops), (e) => isIommuError(e, 'ENOENT'));
+  // The registration's bus probe fails, so the registration does (iommu_device_register() unwinds).
+  assert.throws(() => createVirtioIommu(core2, new VirtioIommuDevice({ endpoints: [] }), { endpoints: new Set(['0000:00:01.0']) }), (e) => isIommuError(e, 'ENOENT'));
   assert.equal(dev2('0000:00:01.0').iommuGroup, null);
+  assert.equal(core2.units.length, 0);
   // Without MSI in PROBE: the software MSI window.
   const { core: core3, dev: dev3 } = machine();
   const vio3 = createVirtioIommu(core3, new VirtioIommuDevice({ endpoints: [8], config: { probeSize: 0 } }), { endpoints: new Set(['0000:00:01.0']) });
-  core3.probeDevice(dev3('0000:00:01.0'), vio3.ops);
   assert.deepEqual(vio3.ops.getResvRegions!(dev3('0000:00:01.0')).map((r) => r.type), [IommuResvType.SW_MSI]);
 });
 
@@ -167,7 +171,6 @@ test('virtio-iommu driver: DMA through it — iommuMap sends MAP, iommuTranslate
   const { core, topo, dev } = machine();
   const device = new VirtioIommuDevice({ endpoints: [0x08, 0x10] });
   const vio = createVirtioIommu(core, device, { endpoints: new Set(['0000:00:01.0', '0000:00:02.0']) });
-  core.probeDevices(topo.pciBus.devices, vio.ops);
   const a = dev('0000:00:01.0');
   const d = iommuPagingDomainAlloc(a);
   assert.equal(d.pgtable, null);
@@ -206,7 +209,6 @@ test('virtio-iommu driver: identity (bypass) and blocked domains', () => {
   const { core, topo, dev } = machine();
   const device = new VirtioIommuDevice({ endpoints: [0x08, 0x10] });
   const vio = createVirtioIommu(core, device, { endpoints: new Set(['0000:00:01.0']) });
-  core.probeDevices(topo.pciBus.devices, vio.ops);
   const a = dev('0000:00:01.0');
   const g = core.groups.get(a)!;
   core.setGroupDomain(g, vio.ops.identityDomain!);

@@ -75,7 +75,8 @@ export function createAmdIommu(core: IommuCore, opts: AmdIommuOptions = {}): Amd
   };
   Object.assign(ops, { identityDomain: staticDomain(ops, 'identity'), blockedDomain: staticDomain(ops, 'blocked') });
   const unit = new IommuUnit(opts.name ?? 'ivhd0', ops);
-  core.registerUnit(unit);
+  // Strict mode is decided before the registration probes devices.
   if (opts.npCache) core.setDmaStrict();
+  core.iommuDeviceRegister(unit);
   return { ops, unit };
 }

@@ -64,6 +64,6 @@ export function createArmSmmuV3(core: IommuCore, opts: ArmSmmuV3Options = {}): A
   };
   Object.assign(ops, { identityDomain: staticDomain(ops, 'identity'), blockedDomain: staticDomain(ops, 'blocked') });
   const unit = new IommuUnit(opts.name ?? 'smmu3.0x0000000009050000', ops);
-  core.registerUnit(unit);
+  core.iommuDeviceRegister(unit);
   return { ops, unit };
 }

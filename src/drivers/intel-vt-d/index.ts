@@ -108,7 +108,8 @@ export function createIntelIommu(core: IommuCore, opts: IntelIommuOptions = {}):
   const blocked = staticDomain(ops, 'blocked');
   Object.assign(ops, { identityDomain: identity, blockedDomain: blocked });
   const unit = new IommuUnit(opts.name ?? 'dmar0', ops);
-  core.registerUnit(unit);
+  // Strict mode is decided before the registration probes devices.
   if (opts.cachingMode) core.setDmaStrict();
+  core.iommuDeviceRegister(unit);
   return { ops, unit };
 }

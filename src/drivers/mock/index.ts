@@ -17,12 +17,13 @@
  * than the selftest's static blocked domain. Fault injection is a model
  * addition (Linux injects failures with the generic fail_* fault attributes).
  */
-import { IommuError, isIommuError } from '../../base/errno.js';
-import { BusNotify, BusType } from '../../device/bus.js';
+import { IommuError } from '../../base/errno.js';
+import { BusType } from '../../device/bus.js';
 import { Device, deviceAdd, deviceDel, type FwNode } from '../../device/device.js';
 import { devIommu, type IommuCore } from '../../iommu/core.js';
 import { iotlbGatherAdd, IommuDomain, type IommuDomainOps } from '../../iommu/domain.js';
 import type { IommuCap, IommuOps } from '../../iommu/iommu-ops.js';
+import { iommuFwspecInit } from '../../iommu/fwspec.js';
 import { IommuUnit } from '../../iommu/iommu-unit.js';
 import { genericDeviceGroup } from '../../iommu/pci-device-group.js';
 
@@ -108,7 +109,8 @@ export function mockDomainData(domain: IommuDomain): MockDomainData {
 /**
  * Create the mock IOMMU, register its unit on `core`, and hook its bus's
  * notifier (ADD_DEVICE → probe, REMOVED_DEVICE → release).
- * Linux: iommufd_test_init() → bus_register(), iommu_device_register_bus(&mock_iommu.iommu_dev, &mock_ops, &iommufd_mock_bus_type, nb).
+ * Linux: iommufd_test_init() → bus_register(), iommu_device_register_bus(&mock_iommu.iommu_dev, &mock_ops, &iommufd_mock_bus_type, nb);
+ * mock_dev_create() → iommu_fwspec_init(&mdev->dev, &mock_fwnode) before device_add().
  */
 export function createMockIommu(core: IommuCore, opts: MockIommuOptions = {}): MockIommu {
   const rand = prng(opts.seed ?? 1);
@@ -241,26 +243,8 @@ export function createMockIommu(core: IommuCore, opts: MockIommuOptions = {}): M
   Object.assign(ops, { identityDomain: identity, blockedDomain: blocked });
 
   const unit = new IommuUnit(opts.name ?? 'iommufd_selftest_iommu', ops, { fwnode, maxPasids: 1 << MOCK_PASID_WIDTH });
-  core.registerUnit(unit);
-
-  // The bus notifier iommu_device_register_bus() installs: probe on add, release on removal.
-  const probeErrors = new Map<Device, unknown>();
-  bus.notifier.register((event, dev) => {
-    if (event === BusNotify.ADD_DEVICE) {
-      try {
-        core.probeDevice(dev, ops);
-        const st = devState.get(dev);
-        const di = devIommu(dev);
-        // iommu_init_device(): max_pasids from the firmware property pasid-num-bits.
-        if (di && st) di.maxPasids = st.pasid ? Math.min(1 << MOCK_PASID_WIDTH, unit.maxPasids) : 0;
-      } catch (e) {
-        if (!isIommuError(e, 'ENODEV')) probeErrors.set(dev, e);
-      }
-    } else if (event === BusNotify.REMOVED_DEVICE) {
-      core.releaseDevice(dev);
-    }
-    return 0;
-  });
+  // Its own bus, hooked by the core's bus notifier (probe on add, release on removal).
+  core.iommuDeviceRegisterBus(unit, bus);
 
   const mock: MockIommu = {
     ops,
@@ -273,14 +257,19 @@ export function createMockIommu(core: IommuCore, opts: MockIommuOptions = {}): M
       const dev = new Device(name ?? `iommufd_mock${nextDevId}`, bus, null, fwnode);
       nextDevId++;
       devState.set(dev, { pasid: dopts.pasid ?? false, pasid1024FakeError: false });
+      // The seed's fix: the device names the mock's fwnode, so the core probes it with the mock's ops
+      // and never with the ops of a unit registered without a node (VT-d, AMD-Vi).
+      iommuFwspecInit(core, dev, fwnode);
       deviceAdd(dev);
-      const err = probeErrors.get(dev);
+      const err = core.probeErrors.get(dev);
       if (err !== undefined) {
-        probeErrors.delete(dev);
         deviceDel(dev);
         devState.delete(dev);
         throw err;
       }
+      const di = devIommu(dev);
+      // iommu_init_device(): max_pasids from the firmware property pasid-num-bits.
+      if (di) di.maxPasids = dopts.pasid ? Math.min(1 << MOCK_PASID_WIDTH, unit.maxPasids) : 0;
       return dev;
     },
     destroyDevice(dev: Device): void {

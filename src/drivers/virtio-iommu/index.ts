@@ -19,11 +19,12 @@
  * range sizes are numbers of bytes (exact below 2^53).
  */
 import { IommuError, type ErrnoName } from '../../base/errno.js';
-import type { Device } from '../../device/device.js';
+import type { Device, FwNode } from '../../device/device.js';
 import type { IommuCore } from '../../iommu/core.js';
 import { iotlbGatherAdd, IommuDomain, type IommuDomainOps } from '../../iommu/domain.js';
 import type { IommuCap, IommuOps } from '../../iommu/iommu-ops.js';
 import { IommuUnit } from '../../iommu/iommu-unit.js';
+import { devIommuFwspec, iommuFwspecAddIds, iommuFwspecInit } from '../../iommu/fwspec.js';
 import { genericDeviceGroup, pciDeviceGroup } from '../../iommu/pci-device-group.js';
 import { allocResvRegion, IommuResvType, type IommuResvRegion } from '../../iommu/resv-region.js';
 import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../../io-pgtable/io-pgtable.js';
@@ -381,6 +382,8 @@ export interface VirtioIommuOptions {
   readonly endpointIds?: ReadonlyMap<string, number>;
   /** Unit name (default `virtio-iommu`). */
   readonly name?: string;
+  /** The virtio device's firmware node, which the endpoints' firmware specs name (default: a new node). */
+  readonly fwnode?: FwNode;
 }
 
 /** The driver: its ops, unit and the device it drives. */
@@ -412,6 +415,7 @@ interface ViommuDomain {
  */
 export function createVirtioIommu(core: IommuCore, device: VirtioIommuDevice, opts: VirtioIommuOptions): VirtioIommu {
   const cfg = device.config;
+  const fwnode: FwNode = opts.fwnode ?? { name: `${opts.name ?? 'virtio-iommu'} (virtio device)` };
   const usedIds = new Set<number>();
   // Per probed device: its endpoint ID, its reserved regions, and its current domain.
   const eps = new Map<Device, { id: number; resv: IommuResvRegion[]; vdomain: ViommuDomain | null }>();
@@ -553,10 +557,11 @@ export function createVirtioIommu(core: IommuCore, device: VirtioIommuDevice, op
   const ops: IommuOps = {
     name: 'virtio-iommu',
     probeDevice(dev: Device): IommuUnit {
-      if (!opts.endpoints.has(dev.name)) throw new IommuError('ENODEV', `${dev.name} is not behind ${unit.name}`);
-      const pdev = toPciDev(dev);
-      const id = opts.endpointIds?.get(dev.name) ?? (pdev ? (pdev.bus.number << 8) | pdev.devfn : undefined);
-      if (id === undefined) throw new IommuError('ENODEV', `${dev.name} has no endpoint ID`);
+      // viommu_probe_device(): the endpoint ID comes from the device's firmware spec (VIOT or DT `iommus`).
+      const spec = devIommuFwspec(dev);
+      if (!spec || spec.iommuFwnode !== fwnode) throw new IommuError('ENODEV', `${dev.name} has no firmware spec for ${unit.name}`);
+      const id = spec.ids[0];
+      if (id === undefined) throw new IommuError('ENODEV', `${dev.name}: its firmware spec for ${unit.name} has no endpoint ID`);
       // viommu_probe_endpoint(): PROBE for the reserved regions.
       const resv: IommuResvRegion[] = [];
       let msi = false;
@@ -615,8 +620,18 @@ export function createVirtioIommu(core: IommuCore, device: VirtioIommuDevice, op
   }
   Object.assign(ops, extra);
 
-  const unit = new IommuUnit(opts.name ?? 'virtio-iommu', ops, { maxPasids: 0 });
-  core.registerUnit(unit);
+  const unit = new IommuUnit(opts.name ?? 'virtio-iommu', ops, { maxPasids: 0, fwnode });
+  // The topology (VIOT nodes, or DT `iommus` / `iommu-map`): a device it lists gets a firmware spec naming
+  // this IOMMU with its endpoint ID (for PCI by default its requester ID) when the core probes it.
+  core.addFirmwareConfig((c, dev) => {
+    if (!opts.endpoints.has(dev.name)) return;
+    const pdev = toPciDev(dev);
+    const id = opts.endpointIds?.get(dev.name) ?? (pdev ? (pdev.bus.number << 8) | pdev.devfn : undefined);
+    if (id === undefined) return;
+    iommuFwspecInit(c, dev, fwnode);
+    iommuFwspecAddIds(dev, [id]);
+  });
+  core.iommuDeviceRegister(unit);
   return {
     ops,
     unit,
