@@ -44,6 +44,8 @@ export interface IommuUnitOptions {
   readonly faultLogSize?: number;
   /** PASIDs the unit supports (0: none; default 2^20). Linux: iommu_device.max_pasids. */
   readonly maxPasids?: number;
+  /** The hardware device the unit's sysfs node sits under (AMD-Vi: the IOMMU's PCI function), or null (`devices/virtual/iommu`). */
+  readonly hwdev?: Device | null;
 }
 
 /** An IOMMU unit. Linux: struct iommu_device. */
@@ -54,6 +56,8 @@ export class IommuUnit {
   readonly ops: IommuOps;
   /** Firmware node. Linux: iommu_device.fwnode. */
   readonly fwnode: FwNode | null;
+  /** The sysfs parent device, or null. Linux: the parent given to iommu_device_sysfs_add(). */
+  readonly hwdev: Device | null;
   /** The unit's IOTLB. */
   readonly iotlb: Iotlb;
   /** Devices probed behind this unit. */
@@ -74,6 +78,7 @@ export class IommuUnit {
     this.name = name;
     this.ops = ops;
     this.fwnode = opts.fwnode ?? null;
+    this.hwdev = opts.hwdev ?? null;
     this.iotlb = new Iotlb({ entries: opts.iotlbEntries ?? 512, ways: opts.iotlbWays ?? 4 });
     this.faultLogSize = opts.faultLogSize ?? 1024;
     this.maxPasids = opts.maxPasids ?? 1 << 20;

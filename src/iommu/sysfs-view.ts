@@ -9,12 +9,20 @@
  * kernel/iommu_groups/<id>/type                    0644  "DMA-FQ\n", …, "unknown\n"
  * kernel/iommu_groups/<id>/name                    0444  "<name>\n", only while a name is set
  * devices/<device path>/iommu_group             -> ../…/../kernel/iommu_groups/<id>   (one "../" per component of "devices/<device path>")
+ * class/iommu/<unit>                            -> ../../devices/<unit path>           (with `units`)
+ * <unit path>/devices/<device name>             -> the device, relative              (iommu_device_link())
+ * devices/<device path>/iommu                   -> the unit, relative
  * ```
+ *
+ * A unit's path is `devices/virtual/iommu/<name>` (VT-d: no parent device) or
+ * `<its hardware device's path>/iommu/<name>` (AMD-Vi: the IOMMU's PCI function).
+ * Link targets are the shortest relative paths, as sysfs makes them
+ * (sysfs_get_target_path()).
  *
  * A device's path is `devices/` followed by the names of its ancestors (root
  * first) and its own name, e.g. `devices/pci0000:00/0000:00:1c.0/0000:01:00.0`.
  * Only what the IOMMU group model defines is rendered (plus the directories
- * leading to it): no device attributes, no `iommu` class links. The view is a
+ * leading to it): no device attributes. The view is a
  * snapshot: it does not follow later changes to the registry.
  *
  * Paths are relative to /sys (a leading `/sys/` or `/` is accepted); `.`
@@ -30,6 +38,7 @@ import { IommuError } from '../base/errno.js';
 import type { Device } from '../device/device.js';
 import { groupTypeText } from './domain-type.js';
 import type { IommuGroups } from './group.js';
+import type { IommuUnit } from './iommu-unit.js';
 import { formatResvRegions } from './resv-region.js';
 
 /** A directory (mode 0755). */
@@ -192,6 +201,30 @@ class RenderedView implements SysfsView {
   }
 }
 
+/** Options of {@link renderIommuSysfs}. */
+export interface RenderOptions {
+  /** Registered IOMMU units to render under /sys/class/iommu with their device links (default: none). */
+  readonly units?: readonly IommuUnit[];
+}
+
+/**
+ * The sysfs path of an IOMMU unit relative to /sys: under its hardware
+ * device (`<path>/iommu/<name>`), or `devices/virtual/iommu/<name>`.
+ * Linux: iommu_device_sysfs_add(), drivers/iommu/iommu-sysfs.c.
+ */
+export function iommuUnitSysfsPath(unit: IommuUnit): string {
+  return unit.hwdev ? `${deviceSysfsPath(unit.hwdev)}/iommu/${unit.name}` : `devices/virtual/iommu/${unit.name}`;
+}
+
+/** The shortest relative link target from the directory `fromDir` to `to` (both /sys-relative). Linux: sysfs_get_target_path(). */
+function relativeTarget(fromDir: string, to: string): string {
+  const a = fromDir.split('/');
+  const b = to.split('/');
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return '../'.repeat(a.length - i) + b.slice(i).join('/');
+}
+
 /**
  * Render the sysfs view of every live group of `groups` (see the module
  * comment for the layout). Reading the groups' reserved regions and types
@@ -202,7 +235,7 @@ class RenderedView implements SysfsView {
  *   `reserved_regions` and `type` reads take group->mutex).
  * Linux: the /sys/kernel/iommu_groups tree, drivers/iommu/iommu.c.
  */
-export function renderIommuSysfs(groups: IommuGroups): SysfsView {
+export function renderIommuSysfs(groups: IommuGroups, opts: RenderOptions = {}): SysfsView {
   const entries = new Map<string, SysfsEntry>();
   const dir = (path: string): void => {
     const parts = path.split('/');
@@ -234,6 +267,20 @@ export function renderIommuSysfs(groups: IommuGroups): SysfsView {
     leaf({ kind: 'file', path: `${base}/reserved_regions`, mode: 0o444, content: resv });
     leaf({ kind: 'file', path: `${base}/type`, mode: 0o644, content: groupTypeText(group.defaultDomain) });
     if (group.name !== null) leaf({ kind: 'file', path: `${base}/name`, mode: 0o444, content: `${group.name}\n` });
+  }
+  const link = (path: string, to: string): void => {
+    leaf({ kind: 'link', path, mode: 0o777, target: relativeTarget(path.slice(0, path.lastIndexOf('/')), to) });
+  };
+  if (opts.units) dir('class/iommu');
+  for (const unit of opts.units ?? []) {
+    const up = iommuUnitSysfsPath(unit);
+    dir(`${up}/devices`);
+    link(`class/iommu/${unit.name}`, up);
+    for (const dev of unit.devices) {
+      const dp = deviceSysfsPath(dev);
+      link(`${up}/devices/${dev.name}`, dp);
+      link(`${dp}/iommu`, up);
+    }
   }
   return new RenderedView(entries);
 }

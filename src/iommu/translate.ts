@@ -15,7 +15,7 @@ import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, modPow2, reportIommuFault, type Io
 import { devIommu, type DevIommu, type IommuCore } from './core.js';
 import { IOTLB_NO_PASID } from './iotlb.js';
 import { IommuResvType } from './resv-region.js';
-import type { FaultReason, FaultRecord } from './iommu-unit.js';
+import type { FaultReason, FaultRecord, IommuUnit } from './iommu-unit.js';
 
 /** Access type bits for {@link iommuTranslate}: IOMMU_READ (1) or IOMMU_WRITE (2). */
 export type DmaAccess = number;
@@ -31,7 +31,8 @@ export let lastFault: FaultRecord | null = null;
  * @param pasid the PASID of the request, or null for a request without PASID.
  * @returns the physical address, or -1 if the access faulted (the fault was
  *   reported to the domain's handler, recorded on the unit, and is in {@link lastFault}).
- *   A device without an IOMMU (or on an identity domain) gets `iova` back.
+ *   A device without an IOMMU (or on an identity domain) gets `iova` back; a
+ *   device removed from its bus faults ('no-translation') at the unit that translated it.
  */
 export function iommuTranslate(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null = null): number {
   // Fast path: an IOTLB hit for a request without PASID on a paging domain.
@@ -46,7 +47,11 @@ export function iommuTranslate(core: IommuCore, dev: Device, iova: number, acces
 
 function translateSlow(core: IommuCore, dev: Device, iova: number, access: DmaAccess, pasid: number | null): number {
   const di = dev.iommu as DevIommu | null;
-  if (di === null) return iova;
+  if (di === null) {
+    // A device removed from its bus: its context entry is gone, so whatever it still issues faults there.
+    const unit = core.removedDeviceUnit(dev);
+    return unit === null ? iova : removedFault(core, dev, unit, iova, access, pasid);
+  }
   // A subdevice issues its DMA through its parent, tagged with its PASID (or as the parent's own requests).
   if (di.subdevOf !== null) return iommuTranslate(core, di.subdevOf.parent, iova, access, di.subdevOf.pasid ?? pasid);
   let domain = di.domain;
@@ -84,6 +89,14 @@ function translateSlow(core: IommuCore, dev: Device, iova: number, access: DmaAc
       const phys = domain.ops.iovaToPhys(domain, iova);
       return phys === 0 ? fault(core, dev, di, domain, iova, access, pasid, 'not-present') : phys;
   }
+}
+
+function removedFault(core: IommuCore, dev: Device, unit: IommuUnit, iova: number, access: DmaAccess, pasid: number | null): number {
+  const rec: FaultRecord = { dev, iova, access: access & IOMMU_WRITE ? 'write' : 'read', reason: 'no-translation', domainId: 0, pasid, handled: false, time: core.now };
+  unit.recordFault(rec);
+  core.log.push(`${unit.name}: unhandled ${rec.access} fault from removed device ${dev.name} at IOVA 0x${iova.toString(16)}: no-translation (context entry cleared)`);
+  lastFault = rec;
+  return -1;
 }
 
 /** Reserved and MSI windows are never translated to memory. */
