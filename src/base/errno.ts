@@ -30,6 +30,7 @@ export const ERRNO = {
   EINVAL: 22,
   ENOTTY: 25,
   ENOSPC: 28,
+  ERANGE: 34,
   EDEADLK: 35,
   ENOSYS: 38,
   ELOOP: 40,

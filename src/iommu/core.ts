@@ -375,7 +375,7 @@ export class IommuCore {
 
   private probeBatch(devices: readonly Device[], opsFor: (dev: Device) => IommuOps | null): Device[] {
     const taken: Device[] = [];
-    const fresh: IommuGroup[] = [];
+    const fresh = new Set<IommuGroup>(); // insertion order = the order groups were first seen
     const list = [...devices]; // a probe may add devices to the bus
     for (const dev of list) {
       const ops = opsFor(dev);
@@ -388,7 +388,7 @@ export class IommuCore {
         this.groups.put(g);
         continue;
       }
-      if (!had && !g.defaultDomain && !fresh.includes(g)) fresh.push(g);
+      if (!had && !g.defaultDomain) fresh.add(g);
       else if (!had && g.defaultDomain) this.attachNewMember(g, dev);
       this.groups.put(g);
     }
