@@ -70,15 +70,22 @@ export class Device {
 /**
  * Add a device to its bus: append to the bus's device list, then call the bus
  * notifier chain with ADD_DEVICE (where the IOMMU core probes it).
+ * The name check is O(1) (a per-bus name index, see {@link busNameIndex}).
  * @throws IommuError EEXIST if already added, or a device of that name is on the bus.
  * Linux: device_add(), drivers/base/core.c.
  */
 export function deviceAdd(dev: Device): void {
   if (dev.registered) throw new IommuError('EEXIST', `device ${dev.name} already added`);
-  if (dev.bus.devices.some((d) => d.name === dev.name)) {
+  const index = busNameIndex(dev.bus);
+  const same = index.byName.get(dev.name);
+  // A hit is confirmed against the list itself (the error path only), so the index can never make a false EEXIST.
+  if (same !== undefined && dev.bus.devices.includes(same)) {
     throw new IommuError('EEXIST', `a device named ${dev.name} is already on bus ${dev.bus.name}`);
   }
   dev.bus.devices.push(dev);
+  index.byName.set(dev.name, dev);
+  index.count = dev.bus.devices.length;
+  index.last = dev;
   dev.registered = true;
   dev.bus.notifier.callChain(BusNotify.ADD_DEVICE, dev);
 }
@@ -93,10 +100,111 @@ export function deviceDel(dev: Device): void {
   if (!dev.registered) throw new IommuError('ENODEV', `device ${dev.name} is not added`);
   if (dev.driver) deviceReleaseDriver(dev);
   dev.bus.notifier.callChain(BusNotify.DEL_DEVICE, dev);
-  const i = dev.bus.devices.indexOf(dev);
-  dev.bus.devices.splice(i, 1);
+  const index = busNameIndex(dev.bus);
+  // Search from the end: devices are usually removed in reverse order of addition (hot-remove, VF rollback).
+  const list = dev.bus.devices;
+  const i = list.lastIndexOf(dev);
+  if (i >= 0) list.splice(i, 1);
+  forgetName(index, dev);
   dev.registered = false;
   dev.bus.notifier.callChain(BusNotify.REMOVED_DEVICE, dev);
+}
+
+/**
+ * Remove many devices, in the order given, each exactly as {@link deviceDel}
+ * does (driver unbind, DEL_DEVICE, `registered = false`, REMOVED_DEVICE), but
+ * in O(n + k) for k devices on a bus of n: the bus's `devices` list is
+ * compacted once, after the last device (or when a notifier throws), instead
+ * of searched and spliced per device. So while the batch runs, a device whose
+ * REMOVED_DEVICE has been sent is already `registered = false` and gone from
+ * the name index (a device of the same name may be added), but may still be
+ * listed in `bus.devices`; callers that walk that list during the batch
+ * should skip unregistered devices. `afterEach(dev)` is called right after
+ * each device's REMOVED_DEVICE (for the caller's own per-device unlinking).
+ *
+ * If a notifier (or `afterEach`) throws, the devices before it stay removed,
+ * the rest stay added, the list is compacted, and the error propagates: the
+ * same end state as a loop of deviceDel stopping at that device.
+ * @throws IommuError ENODEV (before any event) if a device is not added;
+ *   EINVAL (before any event) if a device is listed twice.
+ * Linux: device_del() (drivers/base/core.c) called for each device in turn,
+ *   as pci_stop_and_remove_bus_device() (drivers/pci/remove.c) and
+ *   sriov_del_vfs() (drivers/pci/iov.c) do.
+ */
+export function deviceDelMany(devs: readonly Device[], afterEach?: (dev: Device) => void): void {
+  const batch = new Set<Device>();
+  for (const dev of devs) {
+    if (!dev.registered) throw new IommuError('ENODEV', `device ${dev.name} is not added`);
+    if (batch.has(dev)) throw new IommuError('EINVAL', `device ${dev.name} is listed twice`, { input: 'deviceDelMany' });
+    batch.add(dev);
+  }
+  const buses = new Set<BusType>();
+  try {
+    for (const dev of devs) {
+      buses.add(dev.bus);
+      if (dev.driver) deviceReleaseDriver(dev);
+      dev.bus.notifier.callChain(BusNotify.DEL_DEVICE, dev);
+      forgetName(busNameIndex(dev.bus), dev);
+      dev.registered = false;
+      dev.bus.notifier.callChain(BusNotify.REMOVED_DEVICE, dev);
+      afterEach?.(dev);
+    }
+  } finally {
+    for (const bus of buses) {
+      const list = bus.devices;
+      let w = 0;
+      for (let r = 0; r < list.length; r++) {
+        const d = list[r]!;
+        if (batch.has(d) && !d.registered) continue;
+        list[w++] = d;
+      }
+      list.length = w;
+      const index = nameIndexes.get(bus);
+      if (index) {
+        index.count = w;
+        index.last = list[w - 1];
+      }
+    }
+  }
+}
+
+/** A bus's name → device index, with what it was last synchronised to (to spot direct changes to `bus.devices`). */
+interface BusNameIndex {
+  readonly byName: Map<string, Device>;
+  /** `bus.devices.length` when last synchronised. */
+  count: number;
+  /** The last entry of `bus.devices` when last synchronised. */
+  last: Device | undefined;
+}
+
+const nameIndexes = new WeakMap<BusType, BusNameIndex>();
+
+/**
+ * The name index of `bus`, rebuilt (O(n)) when `bus.devices` was changed
+ * other than through deviceAdd/deviceDel/deviceDelMany (a bulk push such as
+ * buildPciTopology()'s, seen as a different length or last entry).
+ */
+function busNameIndex(bus: BusType): BusNameIndex {
+  const list = bus.devices;
+  let index = nameIndexes.get(bus);
+  if (!index || index.count !== list.length || index.last !== list[list.length - 1]) {
+    const byName = new Map<string, Device>();
+    for (const d of list) if (!byName.has(d.name)) byName.set(d.name, d);
+    index = { byName, count: list.length, last: list[list.length - 1] };
+    nameIndexes.set(bus, index);
+  }
+  return index;
+}
+
+/**
+ * Drop `dev` from its bus's name index (synchronised by busNameIndex() just
+ * before `dev` left, or was about to leave, `bus.devices`) and resynchronise.
+ */
+function forgetName(index: BusNameIndex, dev: Device): void {
+  if (index.byName.get(dev.name) === dev) index.byName.delete(dev.name);
+  const list = dev.bus.devices;
+  index.count = list.length;
+  index.last = list[list.length - 1];
 }
 
 /**

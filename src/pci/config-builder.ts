@@ -1,8 +1,9 @@
 /**
  * Build config spaces for synthetic PCI functions: the header, a PCIe
- * capability with a port type, and an ACS extended capability — for tests,
- * benchmarks and scenarios.
+ * capability with a port type, and ACS, PASID and SR-IOV extended
+ * capabilities — for tests, benchmarks and scenarios.
  */
+import { IommuError } from '../base/errno.js';
 import {
   PCI_ACS_CAP,
   PCI_ACS_CTRL,
@@ -10,7 +11,12 @@ import {
   PCI_CAPABILITY_LIST,
   PCI_EXT_CAP_ID_ACS,
   PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_ID_SRIOV,
   PCI_HEADER_TYPE,
+  PCI_SRIOV_TOTAL_VF,
+  PCI_SRIOV_VF_DID,
+  PCI_SRIOV_VF_OFFSET,
+  PCI_SRIOV_VF_STRIDE,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
 } from './regs.js';
@@ -33,7 +39,25 @@ export interface FunctionSpec {
   readonly acs?: { readonly cap: number; readonly ctrl: number };
   /** A PASID capability with this Max PASID Width (bits; 1 << width PASIDs). */
   readonly pasidWidth?: number;
+  /**
+   * An SR-IOV capability (needs `pcieType`; a PF should be an Endpoint or an
+   * RC Integrated Endpoint for Linux to treat it as a PF). All fields are
+   * 16-bit register values: TotalVFs (InitialVFs is set to the same value, as
+   * on a PF without VF Migration), First VF Offset and VF Stride (in routing
+   * IDs: VF n is at PF RID + firstVfOffset + n * vfStride) and the VF Device ID.
+   * NumVFs and SR-IOV Control start at 0 (VFs disabled); Supported Page Sizes
+   * says 4 KiB. Placed at {@link BUILT_SRIOV_CAP} (0x100 when it is the only
+   * extended capability). Linux reads it in sriov_init(), drivers/pci/iov.c.
+   */
+  readonly sriov?: { readonly totalVfs: number; readonly firstVfOffset: number; readonly vfStride: number; readonly vfDevice: number };
 }
+
+/** SR-IOV InitialVFs (16-bit, cap + 0x0c). Linux: PCI_SRIOV_INITIAL_VF. */
+const SRIOV_INITIAL_VF = 0x0c;
+/** SR-IOV Supported Page Sizes (32-bit, cap + 0x1c). Linux: PCI_SRIOV_SUP_PGSIZE. */
+const SRIOV_SUP_PGSIZE = 0x1c;
+/** SR-IOV System Page Size (32-bit, cap + 0x20). Linux: PCI_SRIOV_SYS_PGSIZE. */
+const SRIOV_SYS_PGSIZE = 0x20;
 
 /** Offset of the PCIe capability in built config spaces. */
 export const BUILT_PCIE_CAP = 0x40;
@@ -41,10 +65,27 @@ export const BUILT_PCIE_CAP = 0x40;
 export const BUILT_ACS_CAP = 0x100;
 /** Offset of the PASID capability in built config spaces that also have ACS (else it takes 0x100). */
 export const BUILT_PASID_CAP = 0x140;
+/** Offset of the SR-IOV capability in built config spaces that also have ACS or PASID (else it takes 0x100). */
+export const BUILT_SRIOV_CAP = 0x180;
 
-/** A 4096-byte config space (256 bytes for conventional PCI) for `spec`. */
+/**
+ * A 4096-byte config space (256 bytes for conventional PCI) for `spec`.
+ * Extended capabilities are chained in the order ACS (0x100), PASID (0x140,
+ * or 0x100 without ACS), SR-IOV (0x180, or 0x100 when alone).
+ * @throws IommuError EINVAL if `spec.sriov` is given without `pcieType`
+ *   (extended capabilities need the PCIe config space), or a `spec.sriov`
+ *   field is not a 16-bit integer.
+ */
 export function buildConfig(spec: FunctionSpec): Uint8Array {
   const pcie = spec.pcieType !== undefined;
+  if (spec.sriov) {
+    if (!pcie) throw new IommuError('EINVAL', 'an SR-IOV capability needs a PCIe function (set pcieType)', { input: 'FunctionSpec.sriov' });
+    for (const [k, v] of Object.entries(spec.sriov)) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) {
+        throw new IommuError('EINVAL', `${k} = ${String(v)} is not a 16-bit register value`, { input: 'FunctionSpec.sriov' });
+      }
+    }
+  }
   const b = new Uint8Array(pcie ? 4096 : 256);
   const w16 = (off: number, v: number): void => {
     b[off] = v & 0xff;
@@ -72,14 +113,29 @@ export function buildConfig(spec: FunctionSpec): Uint8Array {
     b[BUILT_PCIE_CAP + 1] = 0;
     w16(BUILT_PCIE_CAP + 2, 0x2 | (spec.pcieType! << 4));
     const pasidAt = spec.acs ? BUILT_PASID_CAP : BUILT_ACS_CAP;
+    const sriovAt = spec.acs || spec.pasidWidth !== undefined ? BUILT_SRIOV_CAP : BUILT_ACS_CAP;
+    // Extended capability header: ID [15:0], version [19:16], next [31:20].
+    const after = (next: number): number => (next << 20) >>> 0;
     if (spec.acs) {
-      w32(BUILT_ACS_CAP, PCI_EXT_CAP_ID_ACS | (1 << 16) | (spec.pasidWidth !== undefined ? BUILT_PASID_CAP << 20 : 0));
+      const next = spec.pasidWidth !== undefined ? BUILT_PASID_CAP : spec.sriov ? sriovAt : 0;
+      w32(BUILT_ACS_CAP, PCI_EXT_CAP_ID_ACS | (1 << 16) | after(next));
       w16(BUILT_ACS_CAP + PCI_ACS_CAP, spec.acs.cap);
       w16(BUILT_ACS_CAP + PCI_ACS_CTRL, spec.acs.ctrl);
     }
     if (spec.pasidWidth !== undefined) {
-      w32(pasidAt, PCI_EXT_CAP_ID_PASID | (1 << 16));
+      w32(pasidAt, PCI_EXT_CAP_ID_PASID | (1 << 16) | after(spec.sriov ? sriovAt : 0));
       w16(pasidAt + 4, (spec.pasidWidth & 0x1f) << 8); // PASID Capability: Max PASID Width, bits 12:8
+    }
+    if (spec.sriov) {
+      const s = spec.sriov;
+      w32(sriovAt, PCI_EXT_CAP_ID_SRIOV | (1 << 16));
+      w16(sriovAt + SRIOV_INITIAL_VF, s.totalVfs);
+      w16(sriovAt + PCI_SRIOV_TOTAL_VF, s.totalVfs);
+      w16(sriovAt + PCI_SRIOV_VF_OFFSET, s.firstVfOffset);
+      w16(sriovAt + PCI_SRIOV_VF_STRIDE, s.vfStride);
+      w16(sriovAt + PCI_SRIOV_VF_DID, s.vfDevice);
+      w32(sriovAt + SRIOV_SUP_PGSIZE, 0x1); // 4 KiB pages
+      w32(sriovAt + SRIOV_SYS_PGSIZE, 0x1);
     }
   }
   return b;

@@ -38,13 +38,23 @@ export interface PciFunctionInput {
   readonly physfnBdf?: string | null;
 }
 
-/** The scanned topology. */
+/**
+ * The scanned topology.
+ *
+ * Read-only to its users. It changes in place only through the hotplug and
+ * SR-IOV calls (`pciHotAdd()` / `pciHotRemove()` in `hotplug.ts`,
+ * `pciEnableSriov()` / `pciDisableSriov()` in `sriov.ts`), which reach the
+ * mutable lists behind `devices` and `byBdf` with {@link pciTopologyLists}:
+ * added functions are appended to `devices` (after the scanned ones, in add =
+ * probe order), removed ones are dropped from it, and the buses' `devices` /
+ * `children` lists change with them.
+ */
 export interface PciTopology {
-  /** The `pci` bus type: its `devices` list is in scan (= probe) order. */
+  /** The `pci` bus type: its `devices` list is in scan (= probe) order, then hot-add order. */
   readonly pciBus: BusType;
   /** Root buses in scan order. */
   readonly rootBuses: readonly PciBus[];
-  /** All functions in scan (= probe) order. */
+  /** All functions in scan (= probe) order, then hot-add / VF-enable order. */
   readonly devices: readonly PciDev[];
   /** Lookup by canonical `dddd:bb:dd.f`. */
   readonly byBdf: ReadonlyMap<string, PciDev>;
@@ -52,6 +62,34 @@ export interface PciTopology {
   readonly hostBridges: readonly Device[];
   /** Inputs that could not be placed, with why. */
   readonly problems: readonly string[];
+}
+
+/** The mutable lists behind a {@link PciTopology}'s read-only `devices` and `byBdf`. */
+export interface PciTopologyLists {
+  /** The array `topology.devices` is. */
+  readonly devices: PciDev[];
+  /** The map `topology.byBdf` is. */
+  readonly byBdf: Map<string, PciDev>;
+}
+
+const topologyLists = new WeakMap<PciTopology, PciTopologyLists>();
+
+/**
+ * @internal For the hotplug and SR-IOV code only: the mutable array and map
+ * behind `topology.devices` and `topology.byBdf` (the same objects, not
+ * copies). Works for a topology from {@link buildPciTopology} and for a copy
+ * of one that shares its lists (`{ ...topology }`).
+ * @throws IommuError EINVAL if `topology`'s lists are not a plain, unfrozen
+ *   array and a Map (a hand-made or frozen topology cannot be changed).
+ */
+export function pciTopologyLists(topology: PciTopology): PciTopologyLists {
+  const known = topologyLists.get(topology);
+  if (known) return known;
+  const { devices, byBdf } = topology;
+  if (Array.isArray(devices) && !Object.isFrozen(devices) && byBdf instanceof Map) {
+    return { devices: devices as PciDev[], byBdf: byBdf as Map<string, PciDev> };
+  }
+  throw new IommuError('EINVAL', 'this topology cannot be changed: its devices/byBdf are not a mutable array and Map', { input: 'PciTopology' });
 }
 
 /**
@@ -236,7 +274,9 @@ export function buildPciTopology(inputs: readonly PciFunctionInput[], source = '
     bus.devices.push(dev);
     register(dev);
   }
-  return { pciBus, rootBuses, devices, byBdf, hostBridges, problems };
+  const topology: PciTopology = { pciBus, rootBuses, devices, byBdf, hostBridges, problems };
+  topologyLists.set(topology, { devices, byBdf });
+  return topology;
 }
 
 function busKey(domain: number, bus: number): number {
