@@ -13,7 +13,8 @@ import type { Machine } from '../machine/machine.js';
 import { compareGroups, type Disagreement } from '../machine/compare.js';
 import { predictGroups, type Prediction } from '../machine/predict.js';
 import { lspciLine } from './describe.js';
-import { firmwareIommuUnits, type FirmwareUnits } from '../machine/firmware-units.js';
+import { firmwareIommuUnits, firmwareResvRegions, type FirmwareUnits } from '../machine/firmware-units.js';
+import { formatResvRegions, groupResvRegions, IOMMU_RESV_TYPE_STRING, IommuResvType, type IommuResvRegion } from '../iommu/resv-region.js';
 import type { PciGroupingRules } from '../iommu/pci-device-group.js';
 
 /** One device in the JSON output. */
@@ -28,12 +29,30 @@ export interface GroupDeviceJson {
    * `--predict` (and for machines without an active IOMMU) the unit the firmware tables assign; null when unknown.
    */
   iommu: string | null;
+  /**
+   * The device's own reserved regions as the IOMMU driver reports them from the firmware tables (RMRRs,
+   * IVMD unity maps, the ISA floppy window, the MSI window, the HyperTransport hole), sorted by start;
+   * null when unknown (no DMAR/IVRS table, or no unit covers the device).
+   */
+  reservedRegions: ResvRegionJson[] | null;
+}
+
+/** One reserved region in the JSON output: inclusive bounds as `0x` + 16 hex digits, the sysfs type name. */
+export interface ResvRegionJson {
+  start: string;
+  end: string;
+  type: 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
 }
 
 /** One group in the JSON output. */
 export interface GroupJson {
   id: number;
   devices: GroupDeviceJson[];
+  /**
+   * The group's `reserved_regions` lines (`"0x00000000fee00000 0x00000000feefffff msi"`): the kernel's file
+   * when the groups are the kernel's, else the model's merge of its devices' regions; null when unknown.
+   */
+  reservedRegions: string[] | null;
 }
 
 /** The JSON document of `iommu groups --json`. */
@@ -68,6 +87,18 @@ export function groupsReport(machine: Machine, opts: GroupsOptions): { json: Gro
   const useKernel = machine.kernelGroups !== null && !opts.predict;
   const fw = useKernel ? null : firmwareUnitsOrNote(machine);
   const unitOf = (pdev: PciDev): string | null => (useKernel ? machine.facts.get(pdev.bdf)?.iommu ?? null : fw?.units.get(pdev.bdf) ?? null);
+  const resv = firmwareResvOrNote(machine);
+  const devRegions = (bdf: string): IommuResvRegion[] | null => resv?.get(bdf) ?? null;
+  const groupRegions = (id: number, bdfs: readonly string[]): string[] | null => {
+    if (useKernel) {
+      const text = machine.kernelResvRegions?.get(id);
+      return text === undefined || text === null ? null : text.split('\n').filter((l) => l.trim() !== '');
+    }
+    if (!resv) return null;
+    const known = bdfs.map(devRegions).filter((r): r is IommuResvRegion[] => r !== null);
+    if (known.length === 0) return null;
+    return formatResvRegions(groupResvRegions(known)).split('\n').filter((l) => l !== '');
+  };
   const deviceJson = (pdev: PciDev): GroupDeviceJson => ({
     bdf: pdev.bdf,
     vendor: hex(pdev.vendor, 4),
@@ -75,17 +106,20 @@ export function groupsReport(machine: Machine, opts: GroupsOptions): { json: Gro
     class: hex(pdev.classCode, 6),
     driver: machine.facts.get(pdev.bdf)?.driver ?? null,
     iommu: unitOf(pdev),
+    reservedRegions: devRegions(pdev.bdf)?.map(regionJson) ?? null,
   });
   const groups: GroupJson[] = [];
   const ungrouped: { bdf: string; why: string }[] = [];
   if (useKernel) {
     for (const [id, bdfs] of [...machine.kernelGroups!].sort((a, b) => a[0] - b[0])) {
-      groups.push({ id, devices: bdfs.map((b) => deviceJson(machine.topology.byBdf.get(b)!)) });
+      groups.push({ id, devices: bdfs.map((b) => deviceJson(machine.topology.byBdf.get(b)!)), reservedRegions: groupRegions(id, bdfs) });
     }
     const grouped = new Set(groups.flatMap((g) => g.devices.map((d) => d.bdf)));
     for (const d of machine.topology.devices) if (!grouped.has(d.bdf)) ungrouped.push({ bdf: d.bdf, why: 'the kernel put it in no IOMMU group' });
   } else {
-    for (const g of prediction.groups) groups.push({ id: g.id, devices: g.devices.map((d) => deviceJson(d)) });
+    for (const g of prediction.groups) {
+      groups.push({ id: g.id, devices: g.devices.map((d) => deviceJson(d)), reservedRegions: groupRegions(g.id, g.devices.map((d) => d.bdf)) });
+    }
     for (const u of prediction.unprobed) ungrouped.push({ bdf: u.pdev.bdf, why: u.why });
   }
   const disagreements = useKernel ? compareGroups(machine, prediction).disagreements.slice() : [];
@@ -114,6 +148,33 @@ function firmwareUnitsOrNote(machine: Machine): FirmwareUnits | null {
   }
 }
 
+/** The drivers' regions per function from the firmware tables, or null (no tables, or one that does not parse: said in the notes). */
+function firmwareResvOrNote(machine: Machine): ReadonlyMap<string, IommuResvRegion[] | null> | null {
+  try {
+    return firmwareResvRegions(machine);
+  } catch (e) {
+    (machine.notes as string[]).push(`the ACPI IOMMU table could not be used for reserved regions: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+function regionJson(r: IommuResvRegion): ResvRegionJson {
+  const h = (n: number): string => '0x' + n.toString(16).padStart(16, '0');
+  const type = r.type === IommuResvType.SW_MSI ? 'sw-msi' : (IOMMU_RESV_TYPE_STRING[r.type] as ResvRegionJson['type']);
+  return { start: h(r.start), end: h(r.start + r.length - 1), type };
+}
+
+/** Text lines of a group's reserved regions (dim), a direct region flagged: it pins a 1:1 mapping and blocks assignment. */
+function regionLines(g: GroupJson): string[] {
+  if (!g.reservedRegions) return [];
+  return g.reservedRegions.map((l) => {
+    const type = l.split(/\s+/)[2];
+    if (type === 'direct') return `    ${pc.yellow(`reserved ${l}`)} ${pc.yellow('(firmware 1:1 mapping, RMRR/unity map: the group cannot be blocked or assigned to VFIO)')}`;
+    if (type === 'direct-relaxable') return pc.dim(`    reserved ${l} (firmware 1:1 mapping, relaxable: dropped on assignment)`);
+    return pc.dim(`    reserved ${l}`);
+  });
+}
+
 /** Text rendering of the report: one block per group. */
 export function formatGroupsText(machine: Machine, report: GroupsJson): string {
   const out: string[] = [];
@@ -125,6 +186,7 @@ export function formatGroupsText(machine: Machine, report: GroupsJson): string {
       const pdev = machine.topology.byBdf.get(d.bdf)!;
       out.push(`  ${lspciLine(machine, pdev)}${d.driver ? pc.dim(` (driver: ${d.driver})`) : pc.dim(' (no driver)')}`);
     }
+    out.push(...regionLines(g));
   }
   out.push(...footer(report));
   return out.join('\n') + '\n';

@@ -5,14 +5,19 @@
  *
  * Linux: iommu_subsys_init() and the iommu.passthrough / iommu.strict /
  * iommu=pt early params (drivers/iommu/iommu.c, arch/x86/kernel/pci-dma.c),
- * intel_iommu_init() / amd_iommu_init() → bus_iommu_probe().
+ * intel_iommu_init() / amd_iommu_init() → bus_iommu_probe(). The platform driver
+ * is built from the machine's ACPI DMAR (VT-d) or IVRS (AMD-Vi) table when the
+ * source has it: one unit per DRHD / IVHD, RMRRs, IVMD unity maps, IVRS aliases.
  */
+import { IommuError } from '../base/errno.js';
 import { deviceBindDriver, type Device } from '../device/device.js';
 import { driverByName } from '../device/driver.js';
 import { enableDmaOwnership } from '../iommu/dma-owner.js';
 import { createAmdIommu } from '../drivers/amd-vi/index.js';
 import { createArmSmmuV3 } from '../drivers/arm-smmu-v3/index.js';
 import { createIntelIommu } from '../drivers/intel-vt-d/index.js';
+import { parseDmar, type Dmar } from '../firmware/dmar.js';
+import { parseIvrs, type Ivrs } from '../firmware/ivrs.js';
 import { IommuCore, type IommuCoreOptions } from '../iommu/core.js';
 import type { IommuOps } from '../iommu/iommu-ops.js';
 import type { IommuUnit } from '../iommu/iommu-unit.js';
@@ -68,11 +73,14 @@ export function parseIommuCmdline(cmdline: string): IommuCmdline {
   return out;
 }
 
-/** A booted IOMMU: the core, the driver, its unit, and the devices it took. */
+/** A booted IOMMU: the core, the driver, its units, and the devices it took. */
 export interface BootedIommu {
   readonly core: IommuCore;
   readonly ops: IommuOps;
+  /** The first unit (`dmar0`, `ivhd0`, …): kept for callers of one-unit machines. */
   readonly unit: IommuUnit;
+  /** Every unit of the driver: one per DRHD (`dmar<i>`) or IVHD (`ivhd<i>`) of the firmware table, else one. */
+  readonly units: readonly IommuUnit[];
   readonly devices: readonly Device[];
 }
 
@@ -96,7 +104,11 @@ export interface BootOptions {
  * Emulated IOMMUs force strict mode as the kernel does: VT-d in caching mode
  * (cap bit 7), AMD-Vi with NpCache (cap bit 26), read from sysfs when present;
  * QEMU's AMD IOMMU function (1022:0008) has NpCache.
- * @throws IommuError EBUSY if the machine was already predicted or booted (read the source again).
+ * VT-d uses the machine's DMAR table and AMD-Vi its IVRS table when the
+ * source has them (`machine.acpiTables`); otherwise one unit covering every
+ * PCI function (the IOMMU's own excepted).
+ * @throws IommuError EBUSY if the machine was already predicted or booted (read the source again);
+ *   EINVAL for a malformed DMAR/IVRS table, ENODEV for one without DRHD/IVHD (checked before anything is probed).
  */
 export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu {
   assertUnprobed(machine);
@@ -114,16 +126,23 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
     const v = parseInt(cap.slice(-8), 16);
     return Number.isFinite(v) && Math.floor(v / 2 ** bit) % 2 === 1;
   };
+  // The firmware tables are parsed (and refused) before the core touches the bus.
+  const dmarBytes = machine.acpiTables['DMAR'];
+  const ivrsBytes = machine.acpiTables['IVRS'];
+  const dmar: Dmar | undefined = kind === 'intel' && dmarBytes ? parseDmar(dmarBytes, `${machine.source}: DMAR`) : undefined;
+  const ivrs: Ivrs | undefined = kind === 'amd' && ivrsBytes ? parseIvrs(ivrsBytes, `${machine.source}: IVRS`) : undefined;
+  if (dmar && dmar.drhds.length === 0) throw new IommuError('ENODEV', `${machine.source}: the DMAR table has no DRHD: no VT-d unit`);
+  if (ivrs && ivrs.ivhds.length === 0) throw new IommuError('ENODEV', `${machine.source}: the IVRS table has no IVHD: no AMD IOMMU`);
   // iommu_subsys_init(): the core watches the PCI bus; each unit's registration probes its devices.
   core.watchBus(machine.topology.pciBus);
-  let driver: { ops: IommuOps; unit: IommuUnit };
+  let driver: { ops: IommuOps; unit: IommuUnit; units?: readonly IommuUnit[] };
   if (kind === 'amd') {
     const qemu = machine.topology.devices.some((d) => d.vendor === 0x1022 && d.device === 0x0008);
-    driver = createAmdIommu(core, { npCache: capBit(26) || qemu });
+    driver = createAmdIommu(core, { npCache: capBit(26) || qemu, ...(ivrs ? { ivrs } : {}) });
   } else if (kind === 'arm-smmu-v3') {
     driver = createArmSmmuV3(core);
   } else {
-    driver = createIntelIommu(core, { cachingMode: capBit(7) });
+    driver = createIntelIommu(core, { cachingMode: capBit(7), ...(dmar ? { dmar } : {}) });
   }
   const devices = machine.topology.pciBus.devices.filter((d) => d.iommu !== null);
   enableDmaOwnership(core, machine.topology.pciBus);
@@ -133,5 +152,5 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
       if (name && !pdev.dev.driver) deviceBindDriver(pdev.dev, driverByName(name));
     }
   }
-  return { core, ops: driver.ops, unit: driver.unit, devices };
+  return { core, ops: driver.ops, unit: driver.unit, units: driver.units ?? [driver.unit], devices };
 }

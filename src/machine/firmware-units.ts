@@ -9,11 +9,17 @@
  * Linux: dmar_parse_one_drhd(), dmar_register_drhd_unit() (include-all units
  * last), dmar_find_matched_drhd_unit(), dmar_pci_device_match(),
  * drivers/iommu/intel/dmar.c; init_iommu_all() / init_iommu_from_acpi(),
- * get_highest_supported_ivhd_type(), drivers/iommu/amd/init.c.
+ * get_highest_supported_ivhd_type(), drivers/iommu/amd/init.c. The matching
+ * itself lives with the drivers: src/drivers/intel-vt-d/dmar-units.ts,
+ * src/drivers/amd-vi/ivrs-units.ts.
  */
-import { parseDmar, resolveDmarScope } from '../firmware/dmar.js';
-import { ivhdCoverage, parseIvrs } from '../firmware/ivrs.js';
-import type { PciDev } from '../pci/pci-dev.js';
+import { parseDmar } from '../firmware/dmar.js';
+import { parseIvrs } from '../firmware/ivrs.js';
+import { dmarDeviceUnitIndex, dmarScopeDevice } from '../drivers/intel-vt-d/dmar-units.js';
+import { ivrsDeviceUnitIndex, ivrsLayout } from '../drivers/amd-vi/ivrs-units.js';
+import { intelResvRegions } from '../drivers/intel-vt-d/index.js';
+import { amdResvRegions } from '../drivers/amd-vi/index.js';
+import type { IommuResvRegion } from '../iommu/resv-region.js';
 import type { Machine } from './machine.js';
 
 /** The units found, per function (null: no unit covers it), and notes. */
@@ -29,7 +35,9 @@ export interface FirmwareUnits {
 /**
  * The IOMMU unit of every function from the machine's DMAR or IVRS table, or
  * null when the source has neither (lspci text, a snapshot without root).
- * @throws IommuError EINVAL for a malformed table (the table is named).
+ * The matching is the drivers' own (dmarDeviceUnitIndex(), ivrsDeviceUnitIndex()):
+ * what `bootIommu` probes equals what this predicts.
+ * @throws IommuError EINVAL for a malformed table (the table is named); ENODEV for an IVRS without IVHD.
  */
 export function firmwareIommuUnits(machine: Machine): FirmwareUnits | null {
   const dmar = machine.acpiTables['DMAR'];
@@ -42,61 +50,56 @@ export function firmwareIommuUnits(machine: Machine): FirmwareUnits | null {
 function dmarUnits(machine: Machine, bytes: Uint8Array): FirmwareUnits {
   const t = parseDmar(bytes, `${machine.source}: DMAR`);
   const notes: string[] = [];
-  const byAddr = new Map<string, PciDev>();
-  for (const d of machine.topology.devices) byAddr.set(`${d.bus.domain}:${d.bus.number}:${d.devfn}`, d);
-  // Units are named in table order (dmar%d by sequence id); matching visits explicit units in reverse
-  // registration order (list_add_rcu) and the INCLUDE_PCI_ALL units last (list_add_tail_rcu).
-  const units = t.drhds.map((u, i) => {
-    const devs = new Set<PciDev>();
+  t.drhds.forEach((u, i) => {
     for (const sc of u.scopes) {
       if (sc.kind !== 'pci-endpoint' && sc.kind !== 'pci-bridge') continue;
-      const r = resolveDmarScope(sc, (bus, dev, fn) => {
-        const b = byAddr.get(`${u.segment}:${bus}:${(dev << 3) | fn}`);
-        return b && b.isBridge ? b.secondaryBus : undefined;
-      });
-      const pdev = r ? byAddr.get(`${u.segment}:${r.bus}:${r.devfn}`) : undefined;
-      if (pdev) devs.add(pdev);
-      else notes.push(`DMAR unit dmar${i}: a device scope (start bus ${sc.startBus}) names no function present`);
+      if (!dmarScopeDevice(sc, u.segment, machine.topology.devices)) {
+        notes.push(`DMAR unit dmar${i}: a device scope (start bus ${sc.startBus}) names no function present`);
+      }
     }
-    return { name: `dmar${i}`, includeAll: u.includePciAll, segment: u.segment, devs };
   });
-  const order = [...units.filter((u) => !u.includeAll).reverse(), ...units.filter((u) => u.includeAll)];
   const out = new Map<string, string | null>();
   for (const d of machine.topology.devices) {
-    let name: string | null = null;
-    for (const u of order) {
-      if (u.includeAll && u.segment === d.bus.domain) {
-        name = u.name;
-        break;
-      }
-      let hit = false;
-      for (let x: PciDev | null = d; x !== null; x = x.bus.self) {
-        if (u.devs.has(x)) {
-          hit = true;
-          break;
-        }
-      }
-      if (hit) {
-        name = u.name;
-        break;
-      }
-    }
-    out.set(d.bdf, name);
+    const i = dmarDeviceUnitIndex(t, d);
+    out.set(d.bdf, i === null ? null : `dmar${i}`);
   }
   return { units: out, table: 'DMAR', notes };
 }
 
 function ivrsUnits(machine: Machine, bytes: Uint8Array): FirmwareUnits {
-  const t = parseIvrs(bytes, `${machine.source}: IVRS`);
-  // Only the highest IVHD type the table offers is used (get_highest_supported_ivhd_type()).
-  const type = Math.max(...t.ivhds.map((h) => h.type));
-  const ivhds = t.ivhds.filter((h) => h.type === type);
-  const cover = ivhds.map((h, i) => ({ name: `ivhd${i}`, segment: h.segment, self: h.iommuDeviceId, ids: ivhdCoverage(h) }));
+  const layout = ivrsLayout(parseIvrs(bytes, `${machine.source}: IVRS`));
   const out = new Map<string, string | null>();
   for (const d of machine.topology.devices) {
-    const id = (d.bus.number << 8) | d.devfn;
-    const u = cover.find((c) => c.segment === d.bus.domain && c.ids.has(id) && c.self !== id);
-    out.set(d.bdf, u ? u.name : null);
+    const i = ivrsDeviceUnitIndex(layout, d);
+    out.set(d.bdf, i === null ? null : `ivhd${i}`);
   }
-  return { units: out, table: 'IVRS', notes: [] };
+  return { units: out, table: 'IVRS', notes: [...layout.notes] };
+}
+
+/**
+ * The reserved regions the platform IOMMU driver would report for each PCI
+ * function, from the machine's DMAR or IVRS table (the drivers' own code:
+ * intelResvRegions(), amdResvRegions()): per canonical BDF the function's
+ * regions sorted by (start, type) as the core keeps them, or null when no
+ * unit covers the function; null for the whole when the source has neither
+ * table. Nothing is probed: the machine stays unprobed.
+ * @throws IommuError EINVAL for a malformed table; ENODEV for an IVRS without IVHD.
+ * Linux: intel_iommu_get_resv_regions(), amd_iommu_get_resv_regions(), as iommu_get_resv_regions() collects them.
+ */
+export function firmwareResvRegions(machine: Machine): ReadonlyMap<string, IommuResvRegion[] | null> | null {
+  const dmarBytes = machine.acpiTables['DMAR'];
+  const ivrsBytes = machine.acpiTables['IVRS'];
+  const out = new Map<string, IommuResvRegion[] | null>();
+  const sorted = (l: IommuResvRegion[]): IommuResvRegion[] => l.sort((a, b) => a.start - b.start || a.type - b.type);
+  if (dmarBytes) {
+    const t = parseDmar(dmarBytes, `${machine.source}: DMAR`);
+    for (const d of machine.topology.devices) out.set(d.bdf, dmarDeviceUnitIndex(t, d) === null ? null : sorted(intelResvRegions(d, { dmar: t })));
+    return out;
+  }
+  if (ivrsBytes) {
+    const layout = ivrsLayout(parseIvrs(ivrsBytes, `${machine.source}: IVRS`));
+    for (const d of machine.topology.devices) out.set(d.bdf, ivrsDeviceUnitIndex(layout, d) === null ? null : sorted(amdResvRegions(d, layout)));
+    return out;
+  }
+  return null;
 }

@@ -44,6 +44,11 @@ export interface Machine {
   readonly facts: ReadonlyMap<string, FunctionFacts>;
   /** The kernel's groups (id → member BDFs in sysfs order), or null when the source shows no active IOMMU. */
   readonly kernelGroups: ReadonlyMap<number, readonly string[]> | null;
+  /**
+   * The kernel's `kernel/iommu_groups/<id>/reserved_regions` text per group id (null: the file was absent),
+   * when the source is sysfs with groups; absent for lspci text. Linux: iommu_group_show_resv_regions().
+   */
+  readonly kernelResvRegions?: ReadonlyMap<number, string | null>;
   /** The IOMMU kind, inferred from the source (ACPI tables, IOMMU functions, sysfs class names). */
   readonly iommuKind: IommuKind;
   /** ACPI IVRS table present (or an AMD IOMMU function seen). Input to pci_quirk_amd_sb_acs. */
@@ -119,6 +124,7 @@ export function machineFromSysfs(r: PciSysfsReading): Machine {
     topology,
     facts,
     kernelGroups,
+    ...(kernelGroups ? { kernelResvRegions: new Map((r.kernelGroups ?? []).map((g) => [g.id, g.reservedRegions] as const)) } : {}),
     iommuKind,
     acpiIvrsPresent: ivrs,
     iommuUnitAttrs: r.iommuUnitAttrs,

@@ -29,7 +29,7 @@ test('groups --json follows the documented shape', async () => {
   for (const g of j.groups) {
     assert.equal(typeof g.id, 'number');
     for (const d of g.devices) {
-      assert.deepEqual(Object.keys(d).sort(), ['bdf', 'class', 'device', 'driver', 'iommu', 'vendor']);
+      assert.deepEqual(Object.keys(d).sort(), ['bdf', 'class', 'device', 'driver', 'iommu', 'reservedRegions', 'vendor']);
       assert.match(d.bdf, /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/);
       assert.match(d.vendor, /^[0-9a-f]{4}$/);
       assert.match(d.device, /^[0-9a-f]{4}$/);
@@ -38,7 +38,11 @@ test('groups --json follows the documented shape', async () => {
     }
   }
   const ahci = j.groups.flatMap((g: { devices: { bdf: string }[] }) => g.devices).find((d: { bdf: string }) => d.bdf === '0000:00:1f.2');
-  assert.deepEqual(ahci, { bdf: '0000:00:1f.2', vendor: '8086', device: '2922', class: '010601', driver: 'ahci', iommu: 'dmar0' });
+  assert.deepEqual(ahci, {
+    bdf: '0000:00:1f.2', vendor: '8086', device: '2922', class: '010601', driver: 'ahci', iommu: 'dmar0',
+    reservedRegions: [{ start: '0x00000000fee00000', end: '0x00000000feefffff', type: 'msi' }],
+  });
+  for (const g of j.groups) assert.ok(g.reservedRegions.includes('0x00000000fee00000 0x00000000feefffff msi'));
 });
 
 test('groups text and --tree name every device and its group', async () => {
