@@ -19,6 +19,7 @@ import { Ida } from '../src/base/ida.js';
 import { domainBenchResults } from './domain-bench.js';
 import { ioPgtableBenchResults } from './io-pgtable-bench.js';
 import { pasidAllocFreeBench } from './ioasid-bench.js';
+import { hotplugVfBench } from './hotplug-bench.js';
 
 interface Result {
   name: string;
@@ -123,6 +124,8 @@ async function main(): Promise<void> {
   process.stderr.write('PASID allocator…\n');
   const p = pasidAllocFreeBench();
   results.push({ name: p.name, ns_per_op: p.ns_per_op, ops: p.ops, linearity: p.linearity } as Result);
+  process.stderr.write('hotplug: 10,000 SR-IOV VFs added and removed…\n');
+  results.push({ ...hotplugVfBench() } as Result);
   process.stdout.write(JSON.stringify({ results }, null, 2) + '\n');
 }
 
