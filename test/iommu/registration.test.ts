@@ -14,6 +14,10 @@ import { buildConfig, type FunctionSpec } from '../../src/pci/config-builder.js'
 import { buildPciTopology } from '../../src/pci/topology.js';
 import { PcieType } from '../../src/pci/regs.js';
 import { renderIommuSysfs } from '../../src/iommu/sysfs-view.js';
+import { parseDmar } from '../../src/firmware/dmar.js';
+import { iommuTranslate } from '../../src/iommu/translate.js';
+import { IOMMU_READ } from '../../src/io-pgtable/io-pgtable.js';
+import { header, table } from '../firmware/build.js';
 
 /** Segment 0: a root port with an endpoint, two integrated endpoints. Segment 1 (behind virtio-iommu): two integrated endpoints. */
 function topology() {
@@ -182,8 +186,34 @@ test('hot-removed device: released, its group freed with it, and its DMA faults 
   assert.ok(d.iommuGroup);
 });
 
-import { iommuTranslate } from '../../src/iommu/translate.js';
-import { IOMMU_READ } from '../../src/io-pgtable/io-pgtable.js';
 function iommuTranslateOf(core: IommuCore, d: Device, iova: number): number {
   return iommuTranslate(core, d, iova, IOMMU_READ);
 }
+
+test('VT-d from a DMAR (INCLUDE_PCI_ALL on segment 0) registered first: segment 1 waits for virtio-iommu, whatever the order', () => {
+  const b = header('DMAR').u8(38).u8(0).raw(new Array(10).fill(0));
+  b.u16(0).u16(16).u8(1).u8(0).u16(0).u64(0xfed90000n); // DRHD, INCLUDE_PCI_ALL, segment 0
+  const dmar = parseDmar(table(b), 'hand-built DMAR');
+  for (const order of [['vtd', 'virtio', 'mock'], ['mock', 'virtio', 'vtd'], ['virtio', 'vtd', 'mock']] as const) {
+    const { topo, dev } = topology();
+    const core = new IommuCore({ strict: true });
+    core.watchBus(topo.pciBus);
+    let mock: ReturnType<typeof createMockIommu> | null = null;
+    const early: Device[] = [];
+    for (const which of order) {
+      if (which === 'vtd') createIntelIommu(core, { dmar });
+      else if (which === 'virtio') createVirtioIommu(core, new VirtioIommuDevice({ endpoints: [0x08, 0x10] }), { endpoints: VIRTIO_EPS });
+      else {
+        mock = createMockIommu(core);
+        early.push(mock.createDevice());
+      }
+    }
+    const late = mock!.createDevice();
+    const units = topo.pciBus.devices.map((d) => unitOf(d));
+    assert.deepEqual(units, ['dmar0', 'dmar0', 'dmar0', 'dmar0', 'virtio-iommu', 'virtio-iommu'], order.join(' → '));
+    assert.equal(unitOf(early[0]!), 'iommufd_selftest_iommu');
+    assert.equal(unitOf(late), 'iommufd_selftest_iommu');
+    assert.equal(dev('0001:00:01.0').iommuGroup === null, false);
+    groupInvariants(core, [...topo.pciBus.devices, early[0]!, late]);
+  }
+});
