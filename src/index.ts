@@ -9,6 +9,11 @@
  * - Domains and the data path: {@link IommuCore}, drivers ({@link createIntelIommu}, {@link createAmdIommu},
  *   {@link createArmSmmuV3}), {@link iommuMap}/{@link iommuUnmap}, {@link iommuTranslate}, {@link dmaMapPage},
  *   page-table formats in {@link PhysMem}, the {@link Iotlb} and the {@link IovaDomain}.
+ * - Drivers side by side: registration and probe by firmware node ({@link IommuCore.iommuDeviceRegister},
+ *   {@link iommuFwspecInit}), the iommufd selftest mock ({@link createMockIommu}), virtio-iommu
+ *   ({@link createVirtioIommu}), SMMUv3 from IORT ({@link createArmSmmuV3FromIort}); ACPI DMAR/IVRS/IORT parsers.
+ * - Hotplug: {@link pciHotAdd}/{@link pciHotRemove}, SR-IOV {@link pciEnableSriov}/{@link pciDisableSriov}
+ *   through the bus notifier.
  * - Real machines: {@link openSysfs}, {@link readPciSysfs}, {@link writeSnapshot};
  *   {@link machineFromSysfs} / {@link machineFromLspci}, {@link predictGroups}, {@link compareGroups}.
  */
@@ -39,6 +44,27 @@ export * from './io-pgtable/index.js';
 export { createIntelIommu, type IntelIommu, type IntelIommuOptions, type Rmrr } from './drivers/intel-vt-d/index.js';
 export { createAmdIommu, type AmdIommu, type AmdIommuOptions } from './drivers/amd-vi/index.js';
 export { createArmSmmuV3, type ArmSmmuV3, type ArmSmmuV3Options } from './drivers/arm-smmu-v3/index.js';
+export { createArmSmmuV3FromIort, iortFirmwareConfig, type ArmSmmuV3Iort, type ArmSmmuV3IortOptions } from './drivers/arm-smmu-v3/iort-config.js';
+export * from './drivers/mock/index.js';
+export {
+  createVirtioIommu,
+  VirtioIommuDevice,
+  virtioIommuErrno,
+  VIRTIO_IOMMU_T,
+  VIRTIO_IOMMU_S,
+  type VirtioIommu,
+  type VirtioIommuOptions,
+  type VirtioIommuDeviceOptions,
+  type VirtioIommuRequest,
+  type VirtioIommuReply,
+} from './drivers/virtio-iommu/index.js';
+export * from './iommu/fwspec.js';
+export * from './firmware/acpi.js';
+export * from './firmware/dmar.js';
+export * from './firmware/ivrs.js';
+export * from './firmware/iort.js';
+export { pciHotAdd, pciHotRemove } from './pci/hotplug.js';
+export { pciEnableSriov, pciDisableSriov, pciNumVf, pciSriovGetTotalVfs } from './pci/sriov.js';
 export * from './machine/boot.js';
 export * from './iommu/dma-owner.js';
 export * from './iommufd/index.js';

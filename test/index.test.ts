@@ -16,3 +16,10 @@ test('README library example: read a snapshot, predict the groups, compare with 
 test('errors carry the errno name Linux would return', () => {
   assert.throws(() => openSysfs('/nonexistent/path'), (e: unknown) => e instanceof IommuError && e.errno === 'ENOENT' && e.code === -2);
 });
+
+test('the package root exports the driver, firmware-table and hotplug API', async () => {
+  const lib = await import('../src/index.js');
+  for (const name of ['createMockIommu', 'createVirtioIommu', 'createArmSmmuV3FromIort', 'iortFirmwareConfig', 'iommuFwspecInit', 'iommuFwspecAddIds', 'parseDmar', 'parseIvrs', 'parseIort', 'pciHotAdd', 'pciHotRemove', 'pciEnableSriov', 'pciDisableSriov']) {
+    assert.equal(typeof (lib as Record<string, unknown>)[name], 'function', name);
+  }
+});
