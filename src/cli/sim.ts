@@ -30,10 +30,34 @@ export function loadScenario(path: string): Scenario {
   }
   const r = Scenario.safeParse(json);
   if (!r.success) {
-    const lines = r.error.issues.slice(0, 10).map((i) => `  at ${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+    const lines = r.error.issues.slice(0, 10).map((i) => `  at ${i.path.length ? i.path.join('.') : '(top)'}${stepOf(json, i.path)}: ${describeIssue(json, i.path, i.message)}`);
     throw new IommuError('EINVAL', `not a valid scenario:\n${lines.join('\n')}`, { input: path });
   }
   return r.data;
+}
+
+/** The value at `path` in `json`, or undefined. */
+function valueAt(json: unknown, path: readonly PropertyKey[]): unknown {
+  let v = json;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+/** ` (step N, "op")` for an issue inside `steps[N]`, naming the step's op when it has one. */
+function stepOf(json: unknown, path: readonly PropertyKey[]): string {
+  if (path[0] !== 'steps' || typeof path[1] !== 'number') return '';
+  const op = valueAt(json, ['steps', path[1], 'op']);
+  return ` (step ${path[1]}${typeof op === 'string' ? `, "${op}"` : ''})`;
+}
+
+/** The issue's message, saying "missing" for an absent field (zod says only "Invalid input" for unions). */
+function describeIssue(json: unknown, path: readonly PropertyKey[], message: string): string {
+  const parent = path.length ? valueAt(json, path.slice(0, -1)) : undefined;
+  const absent = path.length > 0 && parent !== null && typeof parent === 'object' && valueAt(json, path) === undefined;
+  return absent && /^Invalid input$/.test(message) ? 'missing (required)' : message;
 }
 
 /** Run the scenario file on `machine` (or its own topology). */
@@ -45,7 +69,6 @@ export function simulate(path: string, machine: Machine | null): SimTrace {
 export function formatSimText(t: SimTrace): string {
   const out: string[] = [];
   out.push(pc.bold(`${t.iommu.driver} (${t.iommu.unit}), default domain ${t.iommu.defaultDomainType}, ${t.iommu.strict ? 'strict' : 'lazy'} invalidation`));
-  for (const g of t.groups) out.push(`  group ${g.id} [${g.type}]: ${g.devices.join(', ')}`);
   out.push('');
   for (const e of t.events) {
     const mark = e.ok ? pc.green('✓') : e.fault ? pc.red('✗') : pc.yellow('!');
@@ -53,6 +76,11 @@ export function formatSimText(t: SimTrace): string {
     if (e.fault) out.push(pc.dim(`        fault: ${e.fault.access} ${e.fault.iova} by ${e.fault.device}, ${e.fault.reason}, domain ${e.fault.domain}${e.fault.handled ? ', handled by the domain\'s fault handler' : ', no handler: counted and logged'}`));
     for (const n of e.notifications ?? []) out.push(pc.cyan(`        → ${n.subscriber}: ${n.cmd.toUpperCase()} IOASID ${n.id} (set ${n.set}, pdata ${JSON.stringify(n.pdata)})`));
   }
+  out.push('');
+  // The groups as they are after the steps (hot-plug, VFs and subdevices change them).
+  out.push(pc.bold('IOMMU groups after the steps:'));
+  for (const g of t.groups) out.push(`  group ${g.id} [${g.type}]: ${g.devices.join(', ')}`);
+  if (t.groups.length === 0) out.push('  (none)');
   out.push('');
   out.push(`faults: ${t.faults.length}; IOTLB: ${t.iotlb['hits']} hits, ${t.iotlb['misses']} misses, ${t.iotlb['evictions']} evictions`);
   return out.join('\n') + '\n';

@@ -3,7 +3,10 @@
  * step, recording a trace — every translation's result (IOTLB hit, page walk,
  * or fault, and stale hits in the lazy-invalidation window), every fault as
  * the driver would report it, and every refused call with Linux's errno.
- * A failing step is recorded and the run goes on.
+ * A failing step is recorded and the run goes on. Hot-plug steps (`hot-add`,
+ * `hot-remove`, `sriov-enable`, `sriov-disable`) change the live topology
+ * through the bus notifier the booted IOMMU core watches, so later steps find
+ * the new functions by BDF and the trace's groups are those at the end.
  */
 import { IommuError, isIommuError } from '../base/errno.js';
 import { deviceBindDriver, deviceReleaseDriver } from '../device/device.js';
@@ -25,7 +28,9 @@ import { dmaRead, dmaWrite, iommuTranslate, lastFault } from '../iommu/translate
 import { bootIommu, type BootedIommu } from '../machine/boot.js';
 import { machineFromTopology, type Machine } from '../machine/machine.js';
 import { buildConfig, type FunctionSpec } from '../pci/config-builder.js';
-import { formatBdf, parseBdf } from '../pci/pci-dev.js';
+import { pciHotAdd, pciHotRemove } from '../pci/hotplug.js';
+import { formatBdf, parseBdf, type PciDev } from '../pci/pci-dev.js';
+import { pciDisableSriov, pciEnableSriov } from '../pci/sriov.js';
 import { PCI_ACS_CR, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF, PcieType } from '../pci/regs.js';
 import { buildPciTopology } from '../pci/topology.js';
 import type { Scenario, ScenarioStep, TopologyFunction } from './scenario-schema.js';
@@ -72,7 +77,7 @@ export interface TraceEvent {
 export interface SimTrace {
   /** Driver and policy. */
   iommu: { driver: string; unit: string; defaultDomainType: string; strict: boolean };
-  /** Groups after boot: id, type, devices. */
+  /** Groups at the end of the run (after the steps: hot-plug, VFs and subdevices included): id, type, devices. */
   groups: { id: number; type: string; devices: string[] }[];
   events: TraceEvent[];
   faults: FaultJson[];
@@ -84,35 +89,59 @@ export interface SimTrace {
 
 const ACS_ALL = PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF;
 
+const PCIE_TYPE: Record<TopologyFunction['type'], number | undefined> = {
+  endpoint: PcieType.ENDPOINT,
+  'root-port': PcieType.ROOT_PORT,
+  upstream: PcieType.UPSTREAM,
+  downstream: PcieType.DOWNSTREAM,
+  'pcie-to-pci': PcieType.PCI_BRIDGE,
+  rciep: PcieType.RC_END,
+  pci: undefined,
+  'pci-bridge': undefined,
+};
+
+/**
+ * The config space of one scenario topology function (also what a `hot-add`
+ * step adds): header, PCIe capability with the port type, bridge bus numbers
+ * (secondary defaults to the bus below, subordinate to secondary), ACS, PASID
+ * and SR-IOV capabilities (VF Device ID defaulting to the function's Device
+ * ID + 1).
+ * @throws IommuError EINVAL (input = the BDF) for a malformed BDF; EINVAL
+ *   from buildConfig() for SR-IOV without PCIe (the schema refuses that).
+ */
+export function scenarioFunctionConfig(f: TopologyFunction): Uint8Array {
+  const b = parseBdf(f.bdf);
+  if (!b) throw new IommuError('EINVAL', 'not a PCI address', { input: f.bdf });
+  const isBridge = f.type === 'root-port' || f.type === 'upstream' || f.type === 'downstream' || f.type === 'pcie-to-pci' || f.type === 'pci-bridge';
+  const pcieType = PCIE_TYPE[f.type];
+  const sriov = f.sriov;
+  const spec: FunctionSpec = {
+    ...(f.vendor !== undefined ? { vendor: f.vendor } : {}),
+    ...(f.device !== undefined ? { device: f.device } : {}),
+    ...(f.class !== undefined ? { classCode: f.class } : {}),
+    ...(f.multifunction !== undefined ? { multifunction: f.multifunction } : {}),
+    ...(pcieType !== undefined ? { pcieType } : {}),
+    ...(isBridge ? { bridge: { primary: b.bus, secondary: f.secondary ?? b.bus + 1, subordinate: f.subordinate ?? f.secondary ?? b.bus + 1 } } : {}),
+    ...(f.acs === true ? { acs: { cap: ACS_ALL, ctrl: ACS_ALL } } : f.acs === 'disabled' ? { acs: { cap: ACS_ALL, ctrl: 0 } } : {}),
+    ...(f.pasidWidth !== undefined ? { pasidWidth: f.pasidWidth } : {}),
+    ...(sriov !== undefined
+      ? {
+          sriov: {
+            totalVfs: sriov.totalVfs,
+            firstVfOffset: sriov.firstVfOffset,
+            vfStride: sriov.vfStride,
+            // buildConfig()'s Device ID defaults to 0x0001.
+            vfDevice: sriov.vfDevice ?? (((f.device ?? 0x0001) + 1) & 0xffff),
+          },
+        }
+      : {}),
+  };
+  return buildConfig(spec);
+}
+
 /** Config spaces for a scenario's own topology. */
 export function scenarioTopology(fns: readonly TopologyFunction[]): Machine {
-  const type: Record<TopologyFunction['type'], number | undefined> = {
-    endpoint: PcieType.ENDPOINT,
-    'root-port': PcieType.ROOT_PORT,
-    upstream: PcieType.UPSTREAM,
-    downstream: PcieType.DOWNSTREAM,
-    'pcie-to-pci': PcieType.PCI_BRIDGE,
-    rciep: PcieType.RC_END,
-    pci: undefined,
-    'pci-bridge': undefined,
-  };
-  const inputs = fns.map((f) => {
-    const b = parseBdf(f.bdf);
-    if (!b) throw new IommuError('EINVAL', 'not a PCI address', { input: f.bdf });
-    const isBridge = f.type === 'root-port' || f.type === 'upstream' || f.type === 'downstream' || f.type === 'pcie-to-pci' || f.type === 'pci-bridge';
-    const pcieType = type[f.type];
-    const spec: FunctionSpec = {
-      ...(f.vendor !== undefined ? { vendor: f.vendor } : {}),
-      ...(f.device !== undefined ? { device: f.device } : {}),
-      ...(f.class !== undefined ? { classCode: f.class } : {}),
-      ...(f.multifunction !== undefined ? { multifunction: f.multifunction } : {}),
-      ...(pcieType !== undefined ? { pcieType } : {}),
-      ...(isBridge ? { bridge: { primary: b.bus, secondary: f.secondary ?? b.bus + 1, subordinate: f.subordinate ?? f.secondary ?? b.bus + 1 } } : {}),
-      ...(f.acs === true ? { acs: { cap: ACS_ALL, ctrl: ACS_ALL } } : f.acs === 'disabled' ? { acs: { cap: ACS_ALL, ctrl: 0 } } : {}),
-      ...(f.pasidWidth !== undefined ? { pasidWidth: f.pasidWidth } : {}),
-    };
-    return { bdf: f.bdf, config: buildConfig(spec), origin: 'synthetic' as const };
-  });
+  const inputs = fns.map((f) => ({ bdf: f.bdf, config: scenarioFunctionConfig(f), origin: 'synthetic' as const }));
   return machineFromTopology(buildPciTopology(inputs, 'scenario topology'));
 }
 
@@ -148,6 +177,8 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
   if (machine && scenario.topology) throw new IommuError('EINVAL', 'the scenario has its own topology: do not also give --sysfs or --lspci');
   const m = machine ?? (scenario.topology ? scenarioTopology(scenario.topology) : null);
   if (!m) throw new IommuError('EINVAL', 'no topology: give --sysfs or --lspci, or a "topology" in the scenario');
+  /** The live topology: hot-plug steps change it, lookups by BDF see the change. */
+  const topo = m.topology;
   const booted: BootedIommu = bootIommu(m, { cmdline: scenario.iommu.cmdline, ...(scenario.iommu.driver ? { driver: scenario.iommu.driver } : {}) });
   const { core, unit } = booted;
   const domains = new Map<string, IommuDomain>();
@@ -181,19 +212,45 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
     if (v === undefined) throw new IommuError('EINVAL', `no PASID named ${p}`, { input: p });
     return v;
   };
+  /** Functions hot-removed (or VFs disabled) during the run, by BDF, until a new function takes the address. */
+  const removed = new Map<string, PciDev>();
+  /** Remember the functions of `before` that are no longer in the topology. */
+  const noteRemoved = (before: readonly PciDev[]): PciDev[] => {
+    const gone = before.filter((p) => topo.byBdf.get(p.bdf) !== p);
+    for (const p of gone) removed.set(p.bdf, p);
+    return gone;
+  };
+  const wasRemoved = (text: string): string => {
+    const b = parseBdf(text);
+    const key = b ? formatBdf(b.domain, b.bus, b.devfn) : text;
+    return !topo.byBdf.has(key) && removed.has(key) ? ` — ${key} was hot-removed` : '';
+  };
   const devOf = (text: string): Device => {
     const sd = subdevs.get(text);
     if (sd) return sd;
     const b = parseBdf(text);
-    const pdev = b ? m.topology.byBdf.get(formatBdf(b.domain, b.bus, b.devfn)) : undefined;
-    if (!pdev) throw new IommuError('ENODEV', `no PCI function ${text}`, { input: text });
-    return pdev.dev;
+    const key = b ? formatBdf(b.domain, b.bus, b.devfn) : text;
+    // A hot-removed function can still be named: its requests (a stale driver, a surprise removal) reach the IOMMU and fault.
+    if (!topo.byBdf.has(key)) {
+      const gone = removed.get(key);
+      if (gone) return gone.dev;
+    }
+    return pdevOf(text).dev;
   };
   const domOf = (n: string): IommuDomain => {
     const d = domains.get(n);
     if (!d) throw new IommuError('EINVAL', `no domain named ${n}`, { input: n });
     return d;
   };
+  /** The PCI function at `text` in the live topology (hot-added functions and VFs included). */
+  const pdevOf = (text: string): PciDev => {
+    const b = parseBdf(text);
+    const pdev = b ? topo.byBdf.get(formatBdf(b.domain, b.bus, b.devfn)) : undefined;
+    if (!pdev) throw new IommuError('ENODEV', `no PCI function ${text}`, { input: text });
+    return pdev;
+  };
+  const groupIds = (): Set<number> => new Set([...core.groups].map((g) => g.id));
+  const groupIdOf = (p: PciDev): number | null => (p.dev.iommuGroup as { id: number } | null)?.id ?? null;
   const groupOf = (id: number) => {
     const g = core.groups.getById(id);
     if (!g) throw new IommuError('ENODEV', `no IOMMU group ${id}`);
@@ -284,7 +341,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         if (phys < 0) {
           ev.via = 'fault';
           ev.ok = false;
-          ev.text = `translate ${s.device} ${s.access} ${hex(s.iova)}: FAULT (${lastFault?.reason})${lastFault?.handled ? ', handled' : ''}`;
+          ev.text = `translate ${s.device} ${s.access} ${hex(s.iova)}: FAULT (${lastFault?.reason})${lastFault?.handled ? ', handled' : ''}${wasRemoved(s.device)}`;
           return;
         }
         ev.phys = hex(phys);
@@ -298,7 +355,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         const r = dmaWrite(core, devOf(s.device), s.iova, hexBytes(s.data), pasidOf(s.pasid));
         ev.bytes = r.bytes;
         ev.ok = r.fault === null;
-        ev.text = `DMA write ${s.device} ${hex(s.iova)} ${r.bytes} bytes${r.fault ? `, then FAULT (${r.fault.reason})` : ''}`;
+        ev.text = `DMA write ${s.device} ${hex(s.iova)} ${r.bytes} bytes${r.fault ? `, then FAULT (${r.fault.reason})${wasRemoved(s.device)}` : ''}`;
         return;
       }
       case 'read': {
@@ -307,7 +364,7 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
         ev.bytes = r.bytes;
         ev.ok = r.fault === null;
         ev.data = Buffer.from(buf.subarray(0, r.bytes)).toString('hex');
-        ev.text = `DMA read ${s.device} ${hex(s.iova)} ${r.bytes} bytes: ${ev.data}${r.fault ? `, then FAULT (${r.fault.reason})` : ''}`;
+        ev.text = `DMA read ${s.device} ${hex(s.iova)} ${r.bytes} bytes: ${ev.data}${r.fault ? `, then FAULT (${r.fault.reason})${wasRemoved(s.device)}` : ''}`;
         return;
       }
       case 'dma-map': {
@@ -493,6 +550,74 @@ export function runScenario(scenario: Scenario, machine: Machine | null): SimTra
           }
         } else throw new IommuError('EINVAL', 'claim needs a device or a group');
         ev.text = `DMA ownership of ${s.device ?? `group ${s.group}`} claimed by ${s.owner}: blocking domain`;
+        return;
+      }
+      case 'hot-add': {
+        const before = groupIds();
+        const pdev = pciHotAdd(topo, s.function.bdf, scenarioFunctionConfig(s.function));
+        const gid = groupIdOf(pdev);
+        if (gid === null) {
+          ev.text = `hot-added ${pdev.bdf} (${s.function.type}): no IOMMU took it`;
+          return;
+        }
+        const g = core.groups.getById(gid);
+        const others = g ? g.devices.map((d) => d.dev.name).filter((n) => n !== pdev.bdf) : [];
+        if (g) core.groups.put(g);
+        ev.text = `hot-added ${pdev.bdf} (${s.function.type}): ${before.has(gid) ? `joined IOMMU group ${gid}${others.length ? ` (with ${others.join(', ')})` : ''}` : `new IOMMU group ${gid}`}`;
+        return;
+      }
+      case 'hot-remove': {
+        const pdev = pdevOf(s.device);
+        const gid = groupIdOf(pdev);
+        const before = groupIds();
+        const all = [...topo.devices];
+        try {
+          pciHotRemove(topo, pdev);
+        } finally {
+          noteRemoved(all);
+        }
+        const count = all.length - topo.devices.length;
+        const after = groupIds();
+        const freed = [...before].filter((id) => !after.has(id));
+        const below = count > 1 ? ` and ${count - 1} function${count > 2 ? 's' : ''} below it` : '';
+        const groups = freed.length
+          ? `, IOMMU group${freed.length > 1 ? 's' : ''} ${freed.join(', ')} freed`
+          : gid !== null
+            ? `, left IOMMU group ${gid}`
+            : '';
+        ev.text = `hot-removed ${pdev.bdf}${below}${groups}`;
+        return;
+      }
+      case 'sriov-enable': {
+        const pf = pdevOf(s.device);
+        const before = groupIds();
+        const vfs = pciEnableSriov(topo, pf, s.vfs);
+        if (vfs.length === 0) {
+          ev.text = `${pf.bdf}: 0 VFs requested, nothing enabled`;
+          return;
+        }
+        const fresh = [...groupIds()].filter((id) => !before.has(id));
+        const range = vfs.length === 1 ? vfs[0]!.bdf : `${vfs[0]!.bdf}–${vfs[vfs.length - 1]!.bdf}`;
+        const untaken = vfs.filter((v) => groupIdOf(v) === null).length;
+        ev.text =
+          `enabled ${vfs.length} VF${vfs.length > 1 ? 's' : ''} ${range} on ${pf.bdf} (VF device ${hex(vfs[0]!.device)}), ` +
+          `${fresh.length} new IOMMU group${fresh.length === 1 ? '' : 's'}${fresh.length ? ` (${fresh.join(', ')})` : ''}` +
+          (untaken ? `; ${untaken} not taken by any IOMMU` : '');
+        return;
+      }
+      case 'sriov-disable': {
+        const pf = pdevOf(s.device);
+        const before = groupIds();
+        const all = [...topo.devices];
+        let n: number;
+        try {
+          n = pciDisableSriov(topo, pf);
+        } finally {
+          noteRemoved(all);
+        }
+        const after = groupIds();
+        const freed = [...before].filter((id) => !after.has(id));
+        ev.text = `SR-IOV disabled on ${pf.bdf}: ${n} VF${n === 1 ? '' : 's'} removed, ${freed.length} IOMMU group${freed.length === 1 ? '' : 's'} freed`;
         return;
       }
       case 'release': {

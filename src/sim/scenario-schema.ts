@@ -6,7 +6,10 @@
  * and a list of steps run in order: allocate/attach/detach domains, map and
  * unmap, emulated DMA reads/writes and translations, DMA-API map/unmap,
  * IOTLB invalidations, time passing (flush-queue timers), group type writes,
- * fault handlers. Numbers may be given as JSON numbers or `"0x…"` strings.
+ * fault handlers, and PCI hotplug: functions hot-added (described like a
+ * topology function) and hot-removed, SR-IOV VFs enabled and disabled on a
+ * PF (a topology function with `sriov`). Numbers may be given as JSON numbers
+ * or `"0x…"` strings.
  */
 import { z } from 'zod';
 
@@ -16,6 +19,8 @@ const num = z.union([
 ]);
 const bdf = z.string().min(1);
 const name = z.string().min(1);
+/** A 16-bit register value (number or hex string), at least `min`. */
+const u16 = (min: number) => num.pipe(z.number().min(min, `expected ${min}..65535`).max(0xffff, `expected ${min}..65535 (a 16-bit register)`));
 const prot = z.string().regex(/^[rwxcmp-]*$/, 'prot letters: r (read), w (write), c (cache), x (exec allowed; omit for noexec), m (mmio), p (priv)').default('rw');
 
 /** One PCI function of a scenario topology. */
@@ -34,6 +39,24 @@ export const TopologyFunction = z.object({
   acs: z.union([z.boolean(), z.literal('disabled')]).optional(),
   /** A PCIe PASID capability with this Max PASID Width (1 << width PASIDs). */
   pasidWidth: z.number().int().min(1).max(20).optional(),
+  /**
+   * An SR-IOV capability, making the function a PF (when it is an `endpoint` or
+   * `rciep`): TotalVFs (1..65535; InitialVFs is the same), First VF Offset
+   * (default 1) and VF Stride (default 1) in routing IDs — VF n is at PF RID +
+   * firstVfOffset + n × vfStride — and the VFs' Device ID (default the PF's
+   * `device` + 1). VFs start disabled: see the `sriov-enable` step.
+   */
+  sriov: z
+    .object({
+      totalVfs: u16(1),
+      firstVfOffset: u16(0).default(1),
+      vfStride: u16(0).default(1),
+      vfDevice: u16(0).optional(),
+    })
+    .optional(),
+}).refine((f) => f.sriov === undefined || (f.type !== 'pci' && f.type !== 'pci-bridge'), {
+  message: 'an SR-IOV capability needs a PCIe function (not type "pci" or "pci-bridge")',
+  path: ['sriov'],
 });
 
 const step = z.discriminatedUnion('op', [
@@ -79,6 +102,14 @@ const step = z.discriminatedUnion('op', [
   z.object({ op: z.literal('ioasid-subscribe'), name, set: name.optional() }),
   z.object({ op: z.literal('ioasid-unsubscribe'), name }),
   z.object({ op: z.literal('ioasid-notify'), ioasid: name, cmd: z.enum(['bind', 'unbind']) }),
+  /** Hot-add one function (described as in `topology`) on an existing bus; the IOMMU core probes it. */
+  z.object({ op: z.literal('hot-add'), function: TopologyFunction }),
+  /** Hot-remove a function and everything below it (a PF's VFs first); the IOMMU core releases them. */
+  z.object({ op: z.literal('hot-remove'), device: bdf }),
+  /** Enable `vfs` VFs on a PF (pci_enable_sriov()); each is probed into a group. */
+  z.object({ op: z.literal('sriov-enable'), device: bdf, vfs: num }),
+  /** Remove all VFs of a PF (pci_disable_sriov()). */
+  z.object({ op: z.literal('sriov-disable'), device: bdf }),
 ]);
 
 /** A scenario. */
