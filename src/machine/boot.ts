@@ -15,6 +15,8 @@ import { driverByName } from '../device/driver.js';
 import { enableDmaOwnership } from '../iommu/dma-owner.js';
 import { createAmdIommu } from '../drivers/amd-vi/index.js';
 import { createArmSmmuV3 } from '../drivers/arm-smmu-v3/index.js';
+import { createArmSmmuV3FromIort } from '../drivers/arm-smmu-v3/iort-config.js';
+import { parseIort, type Iort } from '../firmware/iort.js';
 import { createIntelIommu } from '../drivers/intel-vt-d/index.js';
 import { parseDmar, type Dmar } from '../firmware/dmar.js';
 import { parseIvrs, type Ivrs } from '../firmware/ivrs.js';
@@ -106,9 +108,11 @@ export interface BootOptions {
  * QEMU's AMD IOMMU function (1022:0008) has NpCache.
  * VT-d uses the machine's DMAR table and AMD-Vi its IVRS table when the
  * source has them (`machine.acpiTables`); otherwise one unit covering every
- * PCI function (the IOMMU's own excepted).
+ * PCI function (the IOMMU's own excepted). SMMUv3 uses the IORT table (one
+ * unit per SMMUv3 node, stream IDs from its ID mappings), else one SMMU with
+ * stream ID = requester ID.
  * @throws IommuError EBUSY if the machine was already predicted or booted (read the source again);
- *   EINVAL for a malformed DMAR/IVRS table, ENODEV for one without DRHD/IVHD (checked before anything is probed).
+ *   EINVAL for a malformed DMAR/IVRS/IORT table, ENODEV for one without DRHD/IVHD/SMMUv3 node (checked before anything is probed).
  */
 export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu {
   assertUnprobed(machine);
@@ -132,6 +136,9 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
   const dmar: Dmar | undefined = kind === 'intel' && dmarBytes ? parseDmar(dmarBytes, `${machine.source}: DMAR`) : undefined;
   const ivrs: Ivrs | undefined = kind === 'amd' && ivrsBytes ? parseIvrs(ivrsBytes, `${machine.source}: IVRS`) : undefined;
   if (dmar && dmar.drhds.length === 0) throw new IommuError('ENODEV', `${machine.source}: the DMAR table has no DRHD: no VT-d unit`);
+  const iortBytes = machine.acpiTables['IORT'];
+  const iort: Iort | undefined = kind === 'arm-smmu-v3' && iortBytes ? parseIort(iortBytes, `${machine.source}: IORT`) : undefined;
+  if (iort && !iort.nodes.some((n) => n.kind === 'smmu-v3')) throw new IommuError('ENODEV', `${machine.source}: the IORT table has no SMMUv3 node`);
   if (ivrs && ivrs.ivhds.length === 0) throw new IommuError('ENODEV', `${machine.source}: the IVRS table has no IVHD: no AMD IOMMU`);
   // iommu_subsys_init(): the core watches the PCI bus; each unit's registration probes its devices.
   core.watchBus(machine.topology.pciBus);
@@ -140,7 +147,9 @@ export function bootIommu(machine: Machine, opts: BootOptions = {}): BootedIommu
     const qemu = machine.topology.devices.some((d) => d.vendor === 0x1022 && d.device === 0x0008);
     driver = createAmdIommu(core, { npCache: capBit(26) || qemu, ...(ivrs ? { ivrs } : {}) });
   } else if (kind === 'arm-smmu-v3') {
-    driver = createArmSmmuV3(core);
+    const fromIort = iort ? createArmSmmuV3FromIort(core, iort) : null;
+    const units = fromIort ? [...fromIort.smmus.values()].map((x) => x.unit) : [];
+    driver = fromIort ? { ops: units[0]!.ops, unit: units[0]!, units } : createArmSmmuV3(core);
   } else {
     driver = createIntelIommu(core, { cachingMode: capBit(7), ...(dmar ? { dmar } : {}) });
   }

@@ -22,6 +22,8 @@ import { createArmSmmuV3, MSI_IOVA_BASE, SID_OUT_OF_RANGE_ERRNO } from '../../sr
 import { createArmSmmuV3FromIort, iortFirmwareConfig, iortSmmuV3Name } from '../../src/drivers/arm-smmu-v3/iort-config.js';
 import { Bytes, header, table } from '../firmware/build.js';
 import { bootSmall } from '../iommu/helpers.js';
+import { bootIommu } from '../../src/machine/boot.js';
+import { machineFromTopology } from '../../src/machine/machine.js';
 
 // ---------------------------------------------------------------- IORT, byte by byte
 
@@ -453,4 +455,27 @@ test('SMMUv3 probe_device: ENODEV without a spec for this SMMU; EINVAL for bad s
   const s2 = createArmSmmuV3(m.core, { fwnode: { name: 'smmu-y' }, name: 'smmu-y' });
   assert.equal(devIommuFwspec(m.dev('0000:01:00.0')), null);
   assert.equal(s2.unit.devices.size, 0);
+});
+
+test('bootIommu on an Arm machine with an IORT table: one unit per SMMUv3 node, devices behind the SMMU their RIDs map to', () => {
+  const bytes = buildIort([
+    { kind: 'its', name: 'its' },
+    { kind: 'smmu3', name: 'A', base: 0x2b400000n, maps: [{ input: 0, count: 0xffff, output: 0, to: 'its' }] },
+    { kind: 'smmu3', name: 'B', base: 0x2b500000n, maps: [{ input: 0, count: 0xffff, output: 0x10000, to: 'its' }] },
+    { kind: 'rc', name: 'rc0', segment: 0, ats: 0, maps: [{ input: 0x000, count: 0xff, output: 0x1000, to: 'A' }, { input: 0x100, count: 0x3ff, output: 0x20, to: 'B' }] },
+    { kind: 'rc', name: 'rc1', segment: 1, ats: 0, maps: [{ input: 0, count: 0x7fff, output: 0x8000, to: 'B' }] },
+  ]).bytes;
+  const topo = buildPciTopology(MAIN_FNS.map(([bdf, s]) => ({ bdf, config: buildConfig(s), origin: 'synthetic' as const })));
+  const m = { ...machineFromTopology(topo), acpiTables: { IORT: bytes } };
+  const booted = bootIommu(m, { driver: 'arm-smmu-v3' });
+  assert.deepEqual(booted.units.map((u) => u.name), [NAME_A, NAME_B]);
+  const dev = (bdf: string) => topo.byBdf.get(bdf)!.dev;
+  for (const d of ['0000:00:01.0', '0000:00:02.0', '0000:00:03.0']) assert.equal(unitOf(dev(d)), NAME_A, d);
+  for (const d of ['0000:01:00.0', '0000:02:00.0', '0000:03:00.0', '0000:04:01.0', '0001:00:01.0']) assert.equal(unitOf(dev(d)), NAME_B, d);
+  assert.deepEqual(devIommuFwspec(dev('0001:00:02.0'))!.ids, [0x8010]);
+  // An IORT with no SMMUv3 node: ENODEV before anything is probed.
+  const itsOnly = buildIort([{ kind: 'its', name: 'its' }, { kind: 'rc', name: 'rc0', segment: 0, ats: 0, maps: [{ input: 0, count: 0xff, output: 0, to: 'its' }] }]).bytes;
+  const topo2 = buildPciTopology(MAIN_FNS.map(([bdf, s]) => ({ bdf, config: buildConfig(s), origin: 'synthetic' as const })));
+  assert.throws(() => bootIommu({ ...machineFromTopology(topo2), acpiTables: { IORT: itsOnly } }, { driver: 'arm-smmu-v3' }), (e) => isIommuError(e, 'ENODEV'));
+  assert.ok(topo2.devices.every((p) => p.dev.iommuGroup === null));
 });
