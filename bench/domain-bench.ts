@@ -56,12 +56,13 @@ function time(ops: number, fn: () => void): number {
 
 function boot(setup: Setup, strict: boolean) {
   const core = new IommuCore({ strict });
-  const ops = setup.make(core);
   const topo = buildPciTopology([
     { bdf: '0000:00:01.0', config: buildConfig({ pcieType: PcieType.ROOT_PORT, bridge: { primary: 0, secondary: 1, subordinate: 1 }, acs: { cap: ACS, ctrl: ACS } }), origin: 'synthetic' },
     { bdf: '0000:01:00.0', config: buildConfig({ pcieType: PcieType.ENDPOINT }), origin: 'synthetic' },
   ]);
-  core.probeDevices(topo.pciBus.devices, ops);
+  // The core watches the bus; the driver's registration probes the devices (each by its own driver).
+  core.watchBus(topo.pciBus);
+  setup.make(core);
   return { core, dev: topo.byBdf.get('0000:01:00.0')!.dev };
 }
 
