@@ -63,6 +63,8 @@ export * from './firmware/acpi.js';
 export * from './firmware/dmar.js';
 export * from './firmware/ivrs.js';
 export * from './firmware/iort.js';
+export * from './firmware/viot.js';
+export { viotFirmwareConfig, viotIommuPciBdf, type ViotFirmwareConfigOptions, type ViotIommuPciBdf } from './drivers/virtio-iommu/viot-config.js';
 export { pciHotAdd, pciHotRemove } from './pci/hotplug.js';
 export { pciEnableSriov, pciDisableSriov, pciNumVf, pciSriovGetTotalVfs } from './pci/sriov.js';
 export * from './machine/boot.js';
