@@ -11,7 +11,7 @@
  *   page-table formats in {@link PhysMem}, the {@link Iotlb} and the {@link IovaDomain}.
  * - Drivers side by side: registration and probe by firmware node ({@link IommuCore.iommuDeviceRegister},
  *   {@link iommuFwspecInit}), the iommufd selftest mock ({@link createMockIommu}), virtio-iommu
- *   ({@link createVirtioIommu}), SMMUv3 from IORT ({@link createArmSmmuV3FromIort}); ACPI DMAR/IVRS/IORT parsers.
+ *   ({@link createVirtioIommu}), SMMUv3 from IORT ({@link createArmSmmuV3FromIort}); ACPI DMAR/IVRS/IORT/VIOT parsers.
  * - Hotplug: {@link pciHotAdd}/{@link pciHotRemove}, SR-IOV {@link pciEnableSriov}/{@link pciDisableSriov}
  *   through the bus notifier.
  * - Real machines: {@link openSysfs}, {@link readPciSysfs}, {@link writeSnapshot};
