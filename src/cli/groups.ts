@@ -164,21 +164,30 @@ function regionJson(r: IommuResvRegion): ResvRegionJson {
   return { start: h(r.start), end: h(r.start + r.length - 1), type };
 }
 
-/** Text lines of a group's reserved regions (dim), a direct region flagged: it pins a 1:1 mapping and blocks assignment. */
-function regionLines(g: GroupJson): string[] {
-  if (!g.reservedRegions) return [];
-  return g.reservedRegions.map((l) => {
-    const type = l.split(/\s+/)[2];
-    if (type === 'direct') return `    ${pc.yellow(`reserved ${l}`)} ${pc.yellow('(firmware 1:1 mapping, RMRR/unity map: the group cannot be blocked or assigned to VFIO)')}`;
-    if (type === 'direct-relaxable') return pc.dim(`    reserved ${l} (firmware 1:1 mapping, relaxable: dropped on assignment)`);
-    return pc.dim(`    reserved ${l}`);
-  });
+/** A reserved_regions line as text (dim), a direct region flagged: it pins a 1:1 mapping and blocks assignment. */
+function regionLine(l: string, indent: string): string {
+  const type = l.split(/\s+/)[2];
+  if (type === 'direct') return `${indent}${pc.yellow(`reserved ${l}`)} ${pc.yellow('(firmware 1:1 mapping, RMRR/unity map: the group cannot be blocked or assigned to VFIO)')}`;
+  if (type === 'direct-relaxable') return pc.dim(`${indent}reserved ${l} (firmware 1:1 mapping, relaxable: dropped on assignment)`);
+  return pc.dim(`${indent}reserved ${l}`);
+}
+
+/** The reserved_regions lines every group with known regions has (the MSI window, …): printed once, not per group. */
+function commonRegions(report: GroupsJson): Set<string> {
+  const known = report.groups.filter((g) => g.reservedRegions !== null);
+  if (known.length < 2) return new Set();
+  return new Set(known[0]!.reservedRegions!.filter((l) => known.every((g) => g.reservedRegions!.includes(l))));
 }
 
 /** Text rendering of the report: one block per group. */
 export function formatGroupsText(machine: Machine, report: GroupsJson): string {
   const out: string[] = [];
   out.push(headline(machine, report));
+  const common = commonRegions(report);
+  if (common.size > 0) {
+    out.push(pc.dim('Reserved regions of every group (reserved_regions):'));
+    for (const l of common) out.push(regionLine(l, '  '));
+  }
   for (const g of report.groups) {
     out.push('');
     out.push(pc.bold(`IOMMU group ${g.id}`));
@@ -186,7 +195,7 @@ export function formatGroupsText(machine: Machine, report: GroupsJson): string {
       const pdev = machine.topology.byBdf.get(d.bdf)!;
       out.push(`  ${lspciLine(machine, pdev)}${d.driver ? pc.dim(` (driver: ${d.driver})`) : pc.dim(' (no driver)')}`);
     }
-    out.push(...regionLines(g));
+    for (const l of g.reservedRegions ?? []) if (!common.has(l)) out.push(regionLine(l, '    '));
   }
   out.push(...footer(report));
   return out.join('\n') + '\n';

@@ -242,3 +242,14 @@ test('snapshot of the live /sys, then groups from that snapshot, equal groups fr
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('groups text: reserved regions every group shares are said once; a group\'s own (the ISA floppy window) under it', async () => {
+  const r = await cli(['groups', '--sysfs', `${FIXTURES}oracle/t13-intel-iommu-mixed/sys.tar.gz`]);
+  assert.equal(r.code, 0);
+  assert.equal(r.out.split('0x00000000fee00000 0x00000000feefffff msi').length - 1, 1, 'the MSI window once');
+  assert.match(r.out, /Reserved regions of every group \(reserved_regions\):\n {2}reserved 0x00000000fee00000 0x00000000feefffff msi\n/);
+  assert.match(r.out, /ISA bridge .*\n(?: .*\n)*? {4}reserved 0x0000000000000000 0x0000000000ffffff direct-relaxable \(firmware 1:1 mapping, relaxable/);
+  // From lspci text there are no tables: no region lines at all.
+  const l = await cli(['groups', '--lspci', Z390]);
+  assert.doesNotMatch(l.out, /reserved 0x/);
+});
