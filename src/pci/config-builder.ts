@@ -13,6 +13,9 @@ import {
   PCI_EXT_CAP_ID_PASID,
   PCI_EXT_CAP_ID_SRIOV,
   PCI_HEADER_TYPE,
+  PCI_SRIOV_INITIAL_VF,
+  PCI_SRIOV_SUP_PGSIZE,
+  PCI_SRIOV_SYS_PGSIZE,
   PCI_SRIOV_TOTAL_VF,
   PCI_SRIOV_VF_DID,
   PCI_SRIOV_VF_OFFSET,
@@ -52,12 +55,6 @@ export interface FunctionSpec {
   readonly sriov?: { readonly totalVfs: number; readonly firstVfOffset: number; readonly vfStride: number; readonly vfDevice: number };
 }
 
-/** SR-IOV InitialVFs (16-bit, cap + 0x0c). Linux: PCI_SRIOV_INITIAL_VF. */
-const SRIOV_INITIAL_VF = 0x0c;
-/** SR-IOV Supported Page Sizes (32-bit, cap + 0x1c). Linux: PCI_SRIOV_SUP_PGSIZE. */
-const SRIOV_SUP_PGSIZE = 0x1c;
-/** SR-IOV System Page Size (32-bit, cap + 0x20). Linux: PCI_SRIOV_SYS_PGSIZE. */
-const SRIOV_SYS_PGSIZE = 0x20;
 
 /** Offset of the PCIe capability in built config spaces. */
 export const BUILT_PCIE_CAP = 0x40;
@@ -129,13 +126,13 @@ export function buildConfig(spec: FunctionSpec): Uint8Array {
     if (spec.sriov) {
       const s = spec.sriov;
       w32(sriovAt, PCI_EXT_CAP_ID_SRIOV | (1 << 16));
-      w16(sriovAt + SRIOV_INITIAL_VF, s.totalVfs);
+      w16(sriovAt + PCI_SRIOV_INITIAL_VF, s.totalVfs);
       w16(sriovAt + PCI_SRIOV_TOTAL_VF, s.totalVfs);
       w16(sriovAt + PCI_SRIOV_VF_OFFSET, s.firstVfOffset);
       w16(sriovAt + PCI_SRIOV_VF_STRIDE, s.vfStride);
       w16(sriovAt + PCI_SRIOV_VF_DID, s.vfDevice);
-      w32(sriovAt + SRIOV_SUP_PGSIZE, 0x1); // 4 KiB pages
-      w32(sriovAt + SRIOV_SYS_PGSIZE, 0x1);
+      w32(sriovAt + PCI_SRIOV_SUP_PGSIZE, 0x1); // 4 KiB pages
+      w32(sriovAt + PCI_SRIOV_SYS_PGSIZE, 0x1);
     }
   }
   return b;

@@ -20,17 +20,11 @@ import { ConfigSpace } from './config-space.js';
 import { formatBdf, hex, parseBdf, PciBus, PciDev, toPciDev, type ConfigOrigin } from './pci-dev.js';
 import { pciDevSpecificEnableAcs } from './quirks/acs-enable.js';
 import { applyPciFixups } from './quirks/dma-alias.js';
-import { PCI_SRIOV_NUM_VF } from './regs.js';
+import { PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF } from './regs.js';
 import { pciTopologyLists, type PciTopology } from './topology.js';
 
 /** Bytes of the type 0/1 header: the least config space a hot-added function must come with. */
 const PCI_STD_HEADER_SIZEOF = 64;
-/** SR-IOV Control (16-bit, cap + 0x08). Linux: PCI_SRIOV_CTRL. */
-export const PCI_SRIOV_CTRL = 0x08;
-/** SR-IOV Control: VF Enable. Linux: PCI_SRIOV_CTRL_VFE. */
-export const PCI_SRIOV_CTRL_VFE = 0x0001;
-/** SR-IOV Control: VF Memory Space Enable. Linux: PCI_SRIOV_CTRL_MSE. */
-export const PCI_SRIOV_CTRL_MSE = 0x0008;
 
 /**
  * Hot-add one function at `bdf` to an existing bus of `topo`: a root bus or

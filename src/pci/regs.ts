@@ -157,6 +157,18 @@ export function acsFlagNames(flags: number): string[] {
   return out;
 }
 
+/** SR-IOV Capabilities (32-bit, cap + 0x04). Linux: PCI_SRIOV_CAP. */
+export const PCI_SRIOV_CAP = 0x04;
+/** SR-IOV Capabilities: VF Migration Capable. Linux: PCI_SRIOV_CAP_VFM. */
+export const PCI_SRIOV_CAP_VFM = 0x00000001;
+/** SR-IOV Control (16-bit, cap + 0x08). Linux: PCI_SRIOV_CTRL. */
+export const PCI_SRIOV_CTRL = 0x08;
+/** SR-IOV Control: VF Enable. Linux: PCI_SRIOV_CTRL_VFE. */
+export const PCI_SRIOV_CTRL_VFE = 0x0001;
+/** SR-IOV Control: VF Memory Space Enable. Linux: PCI_SRIOV_CTRL_MSE. */
+export const PCI_SRIOV_CTRL_MSE = 0x0008;
+/** SR-IOV: InitialVFs (16-bit, cap + 0x0c). Linux: PCI_SRIOV_INITIAL_VF. */
+export const PCI_SRIOV_INITIAL_VF = 0x0c;
 /** SR-IOV: Total VFs (16-bit, cap + 0x0e). Linux: PCI_SRIOV_TOTAL_VF. */
 export const PCI_SRIOV_TOTAL_VF = 0x0e;
 /** SR-IOV: Num VFs (16-bit, cap + 0x10). Linux: PCI_SRIOV_NUM_VF. */
@@ -167,5 +179,9 @@ export const PCI_SRIOV_VF_OFFSET = 0x14;
 export const PCI_SRIOV_VF_STRIDE = 0x16;
 /** SR-IOV: VF device ID (16-bit, cap + 0x1a). Linux: PCI_SRIOV_VF_DID. */
 export const PCI_SRIOV_VF_DID = 0x1a;
+/** SR-IOV: Supported Page Sizes (32-bit, cap + 0x1c). Linux: PCI_SRIOV_SUP_PGSIZE. */
+export const PCI_SRIOV_SUP_PGSIZE = 0x1c;
+/** SR-IOV: System Page Size (32-bit, cap + 0x20). Linux: PCI_SRIOV_SYS_PGSIZE. */
+export const PCI_SRIOV_SYS_PGSIZE = 0x20;
 /** PM capability: PMCSR (16-bit, cap + 4). Linux: PCI_PM_CTRL. */
 export const PCI_PM_CTRL = 0x04;

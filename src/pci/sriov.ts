@@ -27,9 +27,6 @@ import {
   pciRemoveFunctions,
   pciSriovClearEnable,
   pciSriovEnabledCount,
-  PCI_SRIOV_CTRL,
-  PCI_SRIOV_CTRL_MSE,
-  PCI_SRIOV_CTRL_VFE,
 } from './hotplug.js';
 import { formatBdf, hex, PciBus, PciDev } from './pci-dev.js';
 import {
@@ -39,6 +36,12 @@ import {
   PCI_DEVICE_ID,
   PCI_HEADER_TYPE,
   PCI_REVISION_ID,
+  PCI_SRIOV_CAP,
+  PCI_SRIOV_CAP_VFM,
+  PCI_SRIOV_CTRL,
+  PCI_SRIOV_CTRL_MSE,
+  PCI_SRIOV_CTRL_VFE,
+  PCI_SRIOV_INITIAL_VF,
   PCI_SRIOV_NUM_VF,
   PCI_SRIOV_TOTAL_VF,
   PCI_SRIOV_VF_DID,
@@ -53,12 +56,6 @@ import {
 } from './regs.js';
 import { pciTopologyLists, type PciTopology } from './topology.js';
 
-/** SR-IOV Capabilities (32-bit, cap + 0x04). Linux: PCI_SRIOV_CAP. */
-const PCI_SRIOV_CAP = 0x04;
-/** SR-IOV Capabilities: VF Migration Capable. Linux: PCI_SRIOV_CAP_VFM. */
-const PCI_SRIOV_CAP_VFM = 0x00000001;
-/** SR-IOV InitialVFs (16-bit, cap + 0x0c). Linux: PCI_SRIOV_INITIAL_VF. */
-const PCI_SRIOV_INITIAL_VF = 0x0c;
 /** Size of the PCIe capability structure copied into a VF. Linux: PCI_CAP_EXP_SIZEOF. */
 const PCI_CAP_EXP_SIZEOF = 0x3c;
 /** Where a VF's PCIe capability is placed. */

@@ -14,6 +14,7 @@ import {
   PCI_EXT_CAP_ID_ACS,
   PCI_EXT_CAP_ID_PASID,
   PCI_EXT_CAP_ID_SRIOV,
+  PCI_SRIOV_CTRL,
   PCI_SRIOV_NUM_VF,
   PCI_SRIOV_TOTAL_VF,
   PCI_SRIOV_VF_DID,
@@ -21,7 +22,6 @@ import {
   PCI_SRIOV_VF_STRIDE,
 } from '../../src/pci/regs.js';
 
-const SRIOV_CTRL = 0x08;
 const rp = (sec: number, sub = sec): Uint8Array => buildConfig({ pcieType: PcieType.ROOT_PORT, bridge: { primary: 0, secondary: sec, subordinate: sub } });
 const sriovEp = (sriov: NonNullable<FunctionSpec['sriov']>, spec: FunctionSpec = {}): Uint8Array =>
   buildConfig({ pcieType: PcieType.ENDPOINT, vendor: 0x8086, device: 0x1521, classCode: 0x020000, sriov, ...spec });
@@ -139,7 +139,7 @@ test('enable: VF RIDs from offset and stride, crossing onto a shared virtual bus
   assert.notEqual(vfs[0]!.config.bytes, vfs[1]!.config.bytes);
   assert.equal(pciNumVf(pf), 8);
   assert.equal(pf.config.read16(pf.sriovCap + PCI_SRIOV_NUM_VF), 8);
-  assert.equal(pf.config.read16(pf.sriovCap + SRIOV_CTRL) & 1, 1);
+  assert.equal(pf.config.read16(pf.sriovCap + PCI_SRIOV_CTRL) & 1, 1);
   // VFs are not PFs.
   assert.equal(pciSriovGetTotalVfs(vfs[0]!), 0);
   assert.equal(pciNumVf(vfs[0]!), 0);
@@ -159,7 +159,7 @@ test('disable: removes every VF (VF 0 first), frees the virtual bus, clears NumV
   for (const v of vfs) assert.equal(v.dev.registered, false);
   assert.equal(pciNumVf(pf), 0);
   assert.equal(pf.config.read16(pf.sriovCap + PCI_SRIOV_NUM_VF), 0);
-  assert.equal(pf.config.read16(pf.sriovCap + SRIOV_CTRL) & 1, 0);
+  assert.equal(pf.config.read16(pf.sriovCap + PCI_SRIOV_CTRL) & 1, 0);
   log.length = 0;
   assert.equal(pciDisableSriov(t, pf), 0);
   assert.equal(pciDisableSriov(t, t.byBdf.get('0000:01:00.1')!), 0); // not a PF: no-op
